@@ -1,0 +1,1 @@
+"""gaea-tune: budget-matched NAS on Ray Tune."""
