@@ -11,6 +11,8 @@ from search_spaces.nb201._genotype import (
     mutate,
     sample,
 )
+from search_spaces.nb201._networks import NB201Network, NB201Supernet
+from search_spaces.nb201._space import NB201Space
 
 __all__ = [
     "EDGES",
@@ -19,6 +21,9 @@ __all__ = [
     "NUM_NODES",
     "OPS",
     "NB201Genotype",
+    "NB201Network",
+    "NB201Space",
+    "NB201Supernet",
     "all_genotypes",
     "mutate",
     "sample",

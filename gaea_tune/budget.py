@@ -1,0 +1,67 @@
+"""Device-second budgets: every method gets the same budget B and may not overrun it.
+
+Device-seconds are wall seconds times the devices a trial holds: GPUs when it holds any,
+otherwise its CPU slots (labelled "cpu" so reports never call them GPU-hours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def device_count(gpus: float, cpus: float) -> tuple[float, str]:
+    """How many devices a trial with these resources is charged for, and their kind."""
+    if gpus < 0 or cpus < 0:
+        raise ValueError(f"resources must be >= 0, got {gpus=}, {cpus=}")
+    if gpus > 0:
+        return float(gpus), "gpu"
+    if cpus <= 0:
+        raise ValueError(f"a trial needs at least one GPU or CPU slot, got {gpus=}, {cpus=}")
+    return float(cpus), "cpu"
+
+
+@dataclass
+class BudgetLedger:
+    """Charges device-seconds per trial and answers whether a method may start or continue."""
+
+    budget: float
+    spent_by_trial: dict[str, float] = field(default_factory=dict)
+    finished_costs: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.budget > 0:
+            raise ValueError(f"budget must be > 0 device-seconds, got {self.budget!r}")
+
+    @property
+    def spent(self) -> float:
+        return sum(self.spent_by_trial.values())
+
+    @property
+    def remaining(self) -> float:
+        return self.budget - self.spent
+
+    def charge(self, trial_id: str, cumulative_device_seconds: float) -> None:
+        """Record a trial's cumulative spend (reports are cumulative, so retries never double count)."""
+        if cumulative_device_seconds < 0:
+            raise ValueError(f"device-seconds must be >= 0, got {cumulative_device_seconds!r}")
+        previous = self.spent_by_trial.get(trial_id, 0.0)
+        self.spent_by_trial[trial_id] = max(previous, float(cumulative_device_seconds))
+
+    def finish(self, trial_id: str) -> None:
+        """A trial ended normally: its cost informs the estimate for the next one."""
+        if trial_id in self.spent_by_trial:
+            self.finished_costs.append(self.spent_by_trial[trial_id])
+
+    def expected_trial_cost(self) -> float:
+        """Mean cost of finished trials (0 before any finished: the first trial always may start)."""
+        if not self.finished_costs:
+            return 0.0
+        return sum(self.finished_costs) / len(self.finished_costs)
+
+    def may_start(self, expected_cost: float | None = None) -> bool:
+        """Whether a new trial is expected to fit in what is left."""
+        cost = self.expected_trial_cost() if expected_cost is None else expected_cost
+        return self.remaining > 0 and self.spent + cost <= self.budget
+
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget

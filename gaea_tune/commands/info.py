@@ -1,0 +1,19 @@
+"""``gaea-tune info``: what this installation provides."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("info", help="list search spaces, methods and the NB201 table")
+    parser.set_defaults(command="info")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gaea_tune.nb201_table import load_table
+
+    table = load_table()
+    best, accuracy = table.best("cifar10_test_200")
+    print(f"NB201 table: {len(table)} cells; best cifar10_test_200 {accuracy:.2f} ({best})")
+    return 0

@@ -1,0 +1,167 @@
+"""The eight candidate operations of the DARTS CNN space, as the DARTS paper defines them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Candidate ops in DARTS's column order.
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv -> BatchNorm."""
+
+    def __init__(
+        self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU -> dilated depthwise conv -> pointwise conv -> BatchNorm."""
+
+    def __init__(
+        self,
+        C_in: int,
+        C_out: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        affine: bool = True,
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(
+                C_in,
+                C_in,
+                kernel,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=C_in,
+                bias=False,
+            ),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked depthwise-separable blocks (dilation 1); only the first one strides."""
+
+    def __init__(
+        self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True
+    ) -> None:
+        super().__init__(
+            DilConv(C_in, C_in, kernel, stride, padding, 1, affine),
+            DilConv(C_in, C_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class Identity(nn.Module):
+    """The stride-1 skip connection (drop-path never applies to it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros shaped like the op's output."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two stride-2 1x1 convs, the second on a one-pixel shifted input.
+
+    The shifted branch is zero-padded back to the input size, so odd sizes also work (for even
+    sizes the result is the same as DARTS's).
+    """
+
+    def __init__(self, C_in: int, C_out: int, affine: bool = True) -> None:
+        super().__init__()
+        half = C_out // 2
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(C_in, half, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out - half, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+OpBuilder = Callable[[int, int, bool], nn.Module]
+
+OPS: dict[str, OpBuilder] = {
+    "none": lambda C, stride, affine: Zero(stride),
+    "max_pool_3x3": lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
+    "avg_pool_3x3": lambda C, stride, affine: nn.AvgPool2d(
+        3, stride=stride, padding=1, count_include_pad=False
+    ),
+    "skip_connect": lambda C, stride, affine: (
+        Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+    ),
+    "sep_conv_3x3": lambda C, stride, affine: SepConv(C, C, 3, stride, 1, affine),
+    "sep_conv_5x5": lambda C, stride, affine: SepConv(C, C, 5, stride, 2, affine),
+    "dil_conv_3x3": lambda C, stride, affine: DilConv(C, C, 3, stride, 2, 2, affine),
+    "dil_conv_5x5": lambda C, stride, affine: DilConv(C, C, 5, stride, 4, 2, affine),
+}
+
+
+def build_op(name: str, C: int, stride: int, affine: bool = True) -> nn.Module:
+    """One candidate op on ``C`` channels (``stride`` 1 or 2)."""
+    if name not in OPS:
+        raise ValueError(f"unknown DARTS op {name!r}; allowed: {', '.join(PRIMITIVES)}")
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, got {stride!r}")
+    return OPS[name](C, stride, affine)
+
+
+def build_search_op(name: str, C: int, stride: int) -> nn.Module:
+    """A candidate op as the search network uses it: ``affine=False``, pools followed by BN."""
+    op = build_op(name, C, stride, affine=False)
+    if "pool" in name:
+        op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+    return op
+
+
+def drop_path(
+    x: torch.Tensor, drop_prob: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Zero whole samples with probability ``drop_prob``, scaling the rest by ``1/keep``."""
+    if drop_prob <= 0.0:
+        return x
+    keep = 1.0 - drop_prob
+    if generator is None:
+        mask = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < keep
+    else:
+        mask = torch.rand(x.shape[0], 1, 1, 1, generator=generator, device=generator.device)
+        mask = (mask < keep).to(x.device)
+    return x * mask.to(x.dtype) / keep

@@ -1,0 +1,253 @@
+"""NAS-Bench-201 networks: the standalone network of one cell and the weight-sharing supernet.
+
+Both share the NB201 skeleton: a 3x3 conv stem (C channels) + BN, three stages of N cells at
+C, 2C and 4C channels with a stride-2 residual block between stages, BN-ReLU, global average
+pooling and a linear classifier. In a cell, node ``i`` is the sum over ``j < i`` of
+``op_{i<-j}(node_j)``; node 0 is the cell input and node 3 its output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from search_spaces._mixed import MODES, MixedOp
+from search_spaces.nb201._genotype import EDGES, NUM_EDGES, NUM_NODES, OPS, NB201Genotype
+from search_spaces.nb201._ops import ResNetBasicBlock, make_op
+
+# Per intermediate node, the indices (into EDGES) of its incoming edges and their source nodes.
+_NODE_INPUTS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
+    tuple((e, source) for e, (t, source) in enumerate(EDGES) if t == target)
+    for target in range(1, NUM_NODES)
+)
+
+
+def _check_sizes(C: int, N: int, num_classes: int) -> None:
+    for name, value in (("C", C), ("N", N), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _layout(C: int, N: int) -> Iterator[tuple[int, int, bool]]:
+    """``(C_in, C_out, is_residual_block)`` for every layer after the stem."""
+    C_prev = C
+    for stage in range(3):
+        C_curr = C * 2**stage
+        if stage > 0:
+            yield C_prev, C_curr, True
+        for _ in range(N):
+            yield C_curr, C_curr, False
+        C_prev = C_curr
+
+
+class _Skeleton(nn.Module):
+    """Stem, the layers between, and the classifier head; subclasses build the cells."""
+
+    def __init__(self, C: int, N: int, num_classes: int) -> None:
+        super().__init__()
+        _check_sizes(C, N, num_classes)
+        self.C, self.N, self.num_classes = C, N, num_classes
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(C)
+        )
+        self.cells = nn.ModuleList(
+            ResNetBasicBlock(C_in, C_out, stride=2) if residual else self._make_cell(C_out)
+            for C_in, C_out, residual in _layout(C, N)
+        )
+        C_last = 4 * C
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_last), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_last, num_classes)
+
+    def _make_cell(self, C: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.global_pooling(self.lastact(x))
+        return self.classifier(x.flatten(1))
+
+
+class _InferCell(nn.Module):
+    """A fixed NB201 cell; ``none`` edges are left out of the sums."""
+
+    def __init__(self, genotype: NB201Genotype, C: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList()
+        inputs: list[list[tuple[int, int]]] = []
+        for node_inputs in _NODE_INPUTS:
+            kept = []
+            for e, source in node_inputs:
+                if genotype.ops[e] != "none":
+                    kept.append((len(self.edges), source))
+                    self.edges.append(make_op(genotype.ops[e], C, affine=True))
+            inputs.append(kept)
+        self._inputs = inputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for kept in self._inputs:
+            if kept:
+                total = self.edges[kept[0][0]](nodes[kept[0][1]])
+                for k, source in kept[1:]:
+                    total = total + self.edges[k](nodes[source])
+            else:
+                total = torch.zeros_like(x)
+            nodes.append(total)
+        return nodes[-1]
+
+
+class NB201Network(_Skeleton):
+    """The standalone network of one NB201 cell (BN with affine parameters)."""
+
+    def __init__(
+        self, genotype: NB201Genotype | str, C: int = 16, N: int = 5, num_classes: int = 10
+    ) -> None:
+        if isinstance(genotype, str):
+            genotype = NB201Genotype.from_string(genotype)
+        if not isinstance(genotype, NB201Genotype):
+            raise TypeError(f"genotype must be an NB201Genotype or arch string, got {genotype!r}")
+        self.genotype = genotype
+        super().__init__(C, N, num_classes)
+
+    def _make_cell(self, C: int) -> nn.Module:
+        return _InferCell(self.genotype, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for cell in self.cells:
+            x = cell(x)
+        return self._head(x)
+
+
+class _SearchCell(nn.Module):
+    """An NB201 cell whose every edge is a :class:`MixedOp` over the candidate ops.
+
+    The ops run on ``C // partial_k`` channels (all of them unless PC-DARTS partial channels)
+    and use BN without affine parameters, as in the NB201 search code.
+    """
+
+    def __init__(self, C: int, ops: tuple[str, ...], partial_k: int) -> None:
+        super().__init__()
+        C_op = C // partial_k
+        self.edges = nn.ModuleList(
+            MixedOp(
+                nn.ModuleList(make_op(op, C_op, affine=False) for op in ops),
+                stride=1,
+                partial_k=partial_k,
+            )
+            for _ in range(NUM_EDGES)
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rows: tuple[torch.Tensor, ...] | None,
+        mode: str,
+        edge_rows: tuple[torch.Tensor, ...] | None,
+        chosen: list[int] | None,
+        scales: tuple[torch.Tensor, ...] | None,
+    ) -> torch.Tensor:
+        nodes = [x]
+        for node_inputs in _NODE_INPUTS:
+            total: torch.Tensor | None = None
+            for e, source in node_inputs:
+                edge: MixedOp = self.edges[e]  # type: ignore[assignment]
+                if chosen is None:
+                    out = edge(nodes[source], rows[e], mode)  # type: ignore[index]
+                else:  # hard / single: the op index was computed once for all cells
+                    out = edge.candidates[chosen[e]](nodes[source])
+                    if scales is not None:
+                        out = out * scales[e]
+                if edge_rows is not None:
+                    out = out * edge_rows[e]
+                total = out if total is None else total + out
+            nodes.append(total)  # type: ignore[arg-type]
+        return nodes[-1]
+
+
+class NB201Supernet(_Skeleton):
+    """The NB201 weight-sharing supernet; architecture weights are passed to ``forward``.
+
+    ``weights["cell"]`` is a ``[6, K]`` tensor (row ``e``: mixing weights of edge ``e`` in
+    :data:`EDGES` order, over ``ops``), shared by all cells as in the NB201 search code.
+    ``edge_weights["cell"]`` (optional) is a ``[6]`` tensor scaling each edge's output before
+    a node sums them (PC-DARTS edge normalisation). A supernet built with ``partial_k > 1``
+    runs only ``mode="partial"``.
+    """
+
+    def __init__(
+        self,
+        C: int = 16,
+        N: int = 5,
+        num_classes: int = 10,
+        ops: tuple[str, ...] = OPS,
+        partial_k: int = 1,
+    ) -> None:
+        ops = tuple(ops)
+        if not ops or len(set(ops)) != len(ops) or any(op not in OPS for op in ops):
+            raise ValueError(
+                f"ops must be distinct NB201 op names, got {ops!r}; allowed: {', '.join(OPS)}"
+            )
+        if isinstance(partial_k, bool) or not isinstance(partial_k, int) or partial_k < 1:
+            raise ValueError(f"partial_k must be a positive int, got {partial_k!r}")
+        if isinstance(C, int) and C % partial_k:
+            raise ValueError(f"C must be divisible by partial_k, got C={C!r}, {partial_k=}")
+        self.ops = ops
+        self.partial_k = partial_k
+        super().__init__(C, N, num_classes)
+
+    def _make_cell(self, C: int) -> nn.Module:
+        return _SearchCell(C, self.ops, self.partial_k)
+
+    @property
+    def arch_shape(self) -> tuple[int, int]:
+        return NUM_EDGES, len(self.ops)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: dict[str, torch.Tensor],
+        mode: str = "weighted",
+        edge_weights: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        if mode not in MODES:
+            raise ValueError(f"unknown mixed-op mode {mode!r}; allowed: {', '.join(MODES)}")
+        if self.partial_k > 1 and mode != "partial":
+            raise ValueError(
+                f"this supernet was built with partial_k={self.partial_k} and runs only "
+                f"mode='partial', got mode={mode!r}"
+            )
+        w = _get(weights, "weights", self.arch_shape)
+        edge_rows = None
+        if edge_weights is not None:
+            edge_rows = _get(edge_weights, "edge_weights", (NUM_EDGES,)).unbind(0)
+        rows = chosen = scales = None
+        if mode in ("hard", "single"):
+            index = w.detach().argmax(dim=1)
+            chosen = index.tolist()
+            if mode == "hard":  # straight-through: scale by the chosen (unit) weight
+                scales = w.gather(1, index.unsqueeze(1)).squeeze(1).unbind(0)
+        else:
+            rows = w.unbind(0)
+            if self.partial_k == 1:
+                mode = "weighted"  # partial channels with k=1 is the plain weighted sum
+
+        x = self.stem(x)
+        for cell in self.cells:
+            if isinstance(cell, _SearchCell):
+                x = cell(x, rows, mode, edge_rows, chosen, scales)
+            else:
+                x = cell(x)
+        return self._head(x)
+
+
+def _get(weights: dict[str, torch.Tensor], what: str, shape: tuple[int, ...]) -> torch.Tensor:
+    if not isinstance(weights, dict) or "cell" not in weights:
+        keys = list(weights) if isinstance(weights, dict) else type(weights).__name__
+        raise ValueError(f"{what} must be a dict with key 'cell', got {keys!r}")
+    tensor = weights["cell"]
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"{what}['cell'] must have shape {shape}, got {tuple(tensor.shape)}")
+    return tensor

@@ -1,0 +1,71 @@
+"""The NAS-Bench-201 search space behind the :class:`search_spaces._base.SearchSpace` protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from search_spaces._base import ArchWeights
+from search_spaces.nb201 import _genotype
+from search_spaces.nb201._genotype import EDGES, NUM_EDGES, OPS, NB201Genotype
+from search_spaces.nb201._networks import NB201Network, NB201Supernet
+
+
+class NB201Space:
+    """NAS-Bench-201: one cell type ``"cell"`` with 6 edges over 5 ops, shared by all cells."""
+
+    name = "nb201"
+
+    def candidate_ops(self, exclude_none: bool) -> tuple[str, ...]:
+        return tuple(op for op in OPS if not (exclude_none and op == "none"))
+
+    def arch_shapes(self, exclude_none: bool) -> dict[str, tuple[int, int]]:
+        return {"cell": (NUM_EDGES, len(self.candidate_ops(exclude_none)))}
+
+    def edge_groups(self) -> dict[str, list[list[int]]]:
+        targets = sorted({t for t, _ in EDGES})
+        return {
+            "cell": [[e for e, (t, _) in enumerate(EDGES) if t == target] for target in targets]
+        }
+
+    def parse(self, text: str) -> NB201Genotype:
+        if not isinstance(text, str):
+            raise TypeError(f"an NB201 arch string is a str, got {text!r}")
+        return NB201Genotype.from_string(text)
+
+    def sample(self, rng: np.random.Generator, exclude_none: bool = False) -> NB201Genotype:
+        return _genotype.sample(rng, exclude_none=exclude_none)
+
+    def mutate(
+        self, genotype: NB201Genotype, rng: np.random.Generator, exclude_none: bool = False
+    ) -> NB201Genotype:
+        """Change exactly one edge's op (to a non-``none`` op when ``exclude_none``)."""
+        if not exclude_none:
+            return _genotype.mutate(genotype, rng)
+        edge = int(rng.integers(NUM_EDGES))
+        alternatives = [op for op in OPS if op not in ("none", genotype.ops[edge])]
+        ops = list(genotype.ops)
+        ops[edge] = alternatives[int(rng.integers(len(alternatives)))]
+        return NB201Genotype(tuple(ops))
+
+    def discretize(self, weights: ArchWeights, ops: tuple[str, ...]) -> NB201Genotype:
+        """The cell taking, on every edge, the op with the largest weight."""
+        if "cell" not in weights:
+            raise ValueError(f"NB201 weights need key 'cell', got keys {list(weights)!r}")
+        w = torch.as_tensor(weights["cell"]).detach()
+        if tuple(w.shape) != (NUM_EDGES, len(ops)):
+            raise ValueError(
+                f"weights['cell'] must have shape {(NUM_EDGES, len(ops))} for ops {ops!r}, "
+                f"got {tuple(w.shape)}"
+            )
+        return NB201Genotype(tuple(ops[i] for i in w.argmax(dim=1).tolist()))
+
+    def build_supernet(
+        self, C: int, N: int, num_classes: int, exclude_none: bool, partial_k: int = 1
+    ) -> NB201Supernet:
+        return NB201Supernet(C, N, num_classes, self.candidate_ops(exclude_none), partial_k)
+
+    def build_network(
+        self, genotype: NB201Genotype | str, C: int, N: int, num_classes: int
+    ) -> NB201Network:
+        return NB201Network(genotype, C, N, num_classes)
