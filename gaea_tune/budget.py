@@ -27,6 +27,8 @@ class BudgetLedger:
     budget: float
     spent_by_trial: dict[str, float] = field(default_factory=dict)
     finished_costs: list[float] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)
+    lost_seconds: float = 0.0  # work charged after a crash that no checkpoint kept
 
     def __post_init__(self) -> None:
         if not self.budget > 0:
@@ -34,7 +36,7 @@ class BudgetLedger:
 
     @property
     def spent(self) -> float:
-        return sum(self.spent_by_trial.values())
+        return sum(self.spent_by_trial.values()) + self.lost_seconds
 
     @property
     def remaining(self) -> float:
@@ -47,10 +49,20 @@ class BudgetLedger:
         previous = self.spent_by_trial.get(trial_id, 0.0)
         self.spent_by_trial[trial_id] = max(previous, float(cumulative_device_seconds))
 
-    def finish(self, trial_id: str) -> None:
-        """A trial ended normally: its cost informs the estimate for the next one."""
-        if trial_id in self.spent_by_trial:
+    def start(self, trial_id: str) -> None:
+        """A trial was launched; until it finishes its expected cost counts as committed."""
+        self.running.add(trial_id)
+        self.spent_by_trial.setdefault(trial_id, 0.0)
+
+    def finish(self, trial_id: str, completed: bool = True) -> None:
+        """A trial ended; a completed one's cost informs the estimate for the next one."""
+        self.running.discard(trial_id)
+        if completed and trial_id in self.spent_by_trial:
             self.finished_costs.append(self.spent_by_trial[trial_id])
+
+    def charge_lost(self, device_seconds: float) -> None:
+        """Charge work that was done but lost (a worker died after its last checkpoint)."""
+        self.lost_seconds += max(0.0, float(device_seconds))
 
     def expected_trial_cost(self) -> float:
         """Mean cost of finished trials (0 before any finished: the first trial always may start)."""
@@ -58,10 +70,15 @@ class BudgetLedger:
             return 0.0
         return sum(self.finished_costs) / len(self.finished_costs)
 
+    def committed(self) -> float:
+        """Expected further spend of the running trials."""
+        expected = self.expected_trial_cost()
+        return sum(max(0.0, expected - self.spent_by_trial.get(t, 0.0)) for t in self.running)
+
     def may_start(self, expected_cost: float | None = None) -> bool:
-        """Whether a new trial is expected to fit in what is left."""
+        """Whether a new trial is expected to fit beside what is spent and committed."""
         cost = self.expected_trial_cost() if expected_cost is None else expected_cost
-        return self.remaining > 0 and self.spent + cost <= self.budget
+        return self.remaining > 0 and self.spent + self.committed() + cost <= self.budget
 
     def exhausted(self) -> bool:
         return self.spent >= self.budget

@@ -143,7 +143,7 @@ class ImageSplits:
         drop_last: bool | None = None,
         device: torch.device | str | None = None,
     ) -> BatchLoader:
-        """A :class:`BatchLoader` over split ``which``; ``train`` defaults to ``which == 'train'``."""
+        """A :class:`BatchLoader` over split ``which``; ``train`` defaults to ``which=='train'``."""
         pair = self.split(which)
         return BatchLoader(
             pair.images,
@@ -162,7 +162,7 @@ class ImageSplits:
 
 
 def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The cache folder: ``path`` if given, else ``$GAEA_TUNE_CACHE``, else ``~/.cache/gaea-tune``."""
+    """The cache folder: ``path``, else ``$GAEA_TUNE_CACHE``, else ``~/.cache/gaea-tune``."""
     if path is not None:
         return Path(path).expanduser()
     env = os.environ.get("GAEA_TUNE_CACHE")
@@ -250,6 +250,7 @@ def _decode_subset(cache: Path) -> dict[str, np.ndarray]:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the cache may be shared
         os.replace(tmp_name, subset_path(cache))
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -352,7 +353,8 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 
 
 def _take(pair: TensorPair, index: np.ndarray) -> TensorPair:
-    idx = torch.from_numpy(np.sort(index))
+    """Rows ``index`` in that (seeded, random) order, so no split is sorted by class."""
+    idx = torch.from_numpy(index)
     return TensorPair(pair.images[idx], pair.labels[idx])
 
 
@@ -419,7 +421,11 @@ def load_splits(
         raise ValueError(
             f"resolution must be None or an int in [4, {native}] for {name!r}, got {resolution!r}"
         )
-    for cap_name, cap in (("max_train", max_train), ("max_valid", max_valid), ("max_test", max_test)):
+    for cap_name, cap in (
+        ("max_train", max_train),
+        ("max_valid", max_valid),
+        ("max_test", max_test),
+    ):
         _check_cap(cap_name, cap)
     if valid_fraction is None:
         valid_fraction = 0.0 if name == "cifar10" else 0.5
@@ -504,7 +510,8 @@ class BatchLoader:
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(
-                f"images must be a uint8 [N, C, H, W] tensor, got {images.dtype} {tuple(images.shape)}"
+                "images must be a uint8 [N, C, H, W] tensor, "
+                f"got {images.dtype} {tuple(images.shape)}"
             )
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
             raise ValueError(

@@ -149,7 +149,9 @@ class Tracker:
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
-    def log_artifact(self, run_id: str, path: str | os.PathLike[str], folder: str | None = None) -> None:
+    def log_artifact(
+        self, run_id: str, path: str | os.PathLike[str], folder: str | None = None
+    ) -> None:
         self.client.log_artifact(run_id, str(path), folder)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:

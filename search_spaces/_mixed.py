@@ -35,7 +35,9 @@ class MixedOp(nn.Module):
         self.stride = stride
         self.partial_k = partial_k
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, mode: str = "weighted") -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor, mode: str = "weighted"
+    ) -> torch.Tensor:
         if mode == "weighted":
             return sum(w * op(x) for w, op in zip(weights, self.candidates))
         if mode in ("hard", "single"):
@@ -52,7 +54,7 @@ class MixedOp(nn.Module):
         x_active, x_bypass = x[:, :active], x[:, active:]
         mixed = sum(w * op(x_active) for w, op in zip(weights, self.candidates))
         if self.stride > 1:
-            x_bypass = F.max_pool2d(x_bypass, 2, 2)
+            x_bypass = F.max_pool2d(x_bypass, 2, 2, ceil_mode=True)
         if mixed.shape[1] != active:  # ops that change the channel count keep the ratio
             raise ValueError("partial channel mode needs ops that keep the channel count")
         out = torch.cat([mixed, x_bypass], dim=1)

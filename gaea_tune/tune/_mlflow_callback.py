@@ -69,7 +69,9 @@ class MLflowTrialLogger(Callback):
             self._runs[trial.trial_id] = run_id
         return self._runs[trial.trial_id]
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self.run_id(trial)
 
     def on_trial_result(
@@ -80,9 +82,7 @@ class MLflowTrialLogger(Callback):
         scalars = {k: v for k, v in result.items() if k not in _RAY_KEYS}
         self.tracker.log_metrics(run_id, scalars, step=step)
         extras = {
-            k: v
-            for k, v in result.items()
-            if isinstance(v, (str, list)) and k not in _RAY_KEYS
+            k: v for k, v in result.items() if isinstance(v, (str, list)) and k not in _RAY_KEYS
         }
         if "genotype" in extras:
             self.tracker.set_tags(run_id, {"genotype": extras["genotype"]})
@@ -91,10 +91,14 @@ class MLflowTrialLogger(Callback):
             history.append({"step": step, **extras})
             self.tracker.log_json(run_id, history, "history.json")
 
-    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self.tracker.end_run(self.run_id(trial), "FINISHED")
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         run_id = self.run_id(trial)
         self.tracker.set_tags(run_id, {"gaea.failure": failure_reason(trial)})
         self.tracker.end_run(run_id, "FAILED")

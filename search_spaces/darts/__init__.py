@@ -1,0 +1,65 @@
+"""The DARTS CNN search space: ops, genotypes (DARTS's text form), supernet, evaluation network."""
+
+from search_spaces.darts._genotype import (
+    CELL_OPS,
+    CELL_TYPES,
+    DARTS_V1,
+    DARTS_V2,
+    EDGE_GROUPS,
+    NUM_EDGES,
+    PC_DARTS,
+    DartsGenotype,
+    discretize,
+    mutate_genotype,
+    parse_genotype,
+    sample_genotype,
+)
+from search_spaces.darts._network import AuxiliaryHead, DartsNetwork, EvalCell, count_parameters
+from search_spaces.darts._ops import (
+    OPS,
+    PRIMITIVES,
+    DilConv,
+    FactorizedReduce,
+    Identity,
+    ReLUConvBN,
+    SepConv,
+    Zero,
+    build_op,
+    build_search_op,
+    drop_path,
+)
+from search_spaces.darts._space import DartsSpace
+from search_spaces.darts._supernet import DartsSupernet, SearchCell
+
+__all__ = [
+    "CELL_OPS",
+    "CELL_TYPES",
+    "DARTS_V1",
+    "DARTS_V2",
+    "EDGE_GROUPS",
+    "NUM_EDGES",
+    "OPS",
+    "PC_DARTS",
+    "PRIMITIVES",
+    "AuxiliaryHead",
+    "DartsGenotype",
+    "DartsNetwork",
+    "DartsSpace",
+    "DartsSupernet",
+    "DilConv",
+    "EvalCell",
+    "FactorizedReduce",
+    "Identity",
+    "ReLUConvBN",
+    "SearchCell",
+    "SepConv",
+    "Zero",
+    "build_op",
+    "build_search_op",
+    "count_parameters",
+    "discretize",
+    "drop_path",
+    "mutate_genotype",
+    "parse_genotype",
+    "sample_genotype",
+]

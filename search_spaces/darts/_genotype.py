@@ -36,7 +36,9 @@ Cell = tuple[tuple[str, int], ...]
 
 def _check_cell(name: str, cell: object) -> Cell:
     if not isinstance(cell, (list, tuple)):
-        raise ValueError(f"DARTS genotype {name!r} must be a list of (op, input) pairs, got {cell!r}")
+        raise ValueError(
+            f"DARTS genotype {name!r} must be a list of (op, input) pairs, got {cell!r}"
+        )
     if len(cell) != STEPS * INPUTS_PER_NODE:
         raise ValueError(
             f"DARTS genotype {name!r} needs {STEPS * INPUTS_PER_NODE} (op, input) pairs "
@@ -102,8 +104,12 @@ class DartsGenotype:
     def __post_init__(self) -> None:
         object.__setattr__(self, "normal", _check_cell("normal", self.normal))
         object.__setattr__(self, "reduce", _check_cell("reduce", self.reduce))
-        object.__setattr__(self, "normal_concat", _check_concat("normal_concat", self.normal_concat))
-        object.__setattr__(self, "reduce_concat", _check_concat("reduce_concat", self.reduce_concat))
+        object.__setattr__(
+            self, "normal_concat", _check_concat("normal_concat", self.normal_concat)
+        )
+        object.__setattr__(
+            self, "reduce_concat", _check_concat("reduce_concat", self.reduce_concat)
+        )
 
     def __str__(self) -> str:
         def cell(pairs: Cell) -> str:
@@ -188,8 +194,7 @@ def parse_genotype(text: str) -> DartsGenotype:
         tree = ast.parse(stripped, mode="eval")
     except SyntaxError as error:
         raise ValueError(
-            f"malformed DARTS genotype {text!r}: not valid syntax ({error.msg}); "
-            f"expected {example}"
+            f"malformed DARTS genotype {text!r}: not valid syntax ({error.msg}); expected {example}"
         ) from error
     call = tree.body
     if not (

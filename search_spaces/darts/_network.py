@@ -114,7 +114,9 @@ class DartsNetwork(nn.Module):
         if not isinstance(genotype, DartsGenotype):
             raise ValueError(f"genotype must be a DartsGenotype or its text, got {genotype!r}")
         if C < 1 or layers < 1 or num_classes < 1:
-            raise ValueError(f"C, layers, num_classes must be >= 1, got {C=}, {layers=}, {num_classes=}")
+            raise ValueError(
+                f"C, layers, num_classes must be >= 1, got {C=}, {layers=}, {num_classes=}"
+            )
         if not 0.0 <= drop_path_prob < 1.0:
             raise ValueError(f"drop_path_prob must lie in [0, 1), got {drop_path_prob!r}")
         self.genotype = genotype

@@ -44,7 +44,9 @@ class NB201Genotype:
         ops: list[str] = []
         for target, node in enumerate(nodes, start=1):
             if not (node.startswith("|") and node.endswith("|")):
-                raise ValueError(f"malformed NB201 arch string {arch!r}: node {node!r} must be |...|")
+                raise ValueError(
+                    f"malformed NB201 arch string {arch!r}: node {node!r} must be |...|"
+                )
             tokens = node[1:-1].split("|")
             if len(tokens) != target:
                 raise ValueError(

@@ -1,0 +1,75 @@
+"""Optuna's TPE as an ask/tell searcher over the space's categorical parameters."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from typing import Any
+
+from gaea_tune.baselines._params import decode, param_spec
+from gaea_tune.baselines._searcher import Proposal, Searcher
+
+
+class TPESearcher(Searcher):
+    """Tree-structured Parzen estimator (Optuna's ``TPESampler``, seeded), one study per search.
+
+    Failed (NaN) results are told to Optuna as failed trials.
+    """
+
+    name = "tpe"
+
+    def __init__(
+        self,
+        space: Any,
+        seed: int,
+        fidelity: int | None = None,
+        n_startup_trials: int = 10,
+        multivariate: bool | None = None,
+        exclude_none: bool = False,
+    ) -> None:
+        super().__init__(space, seed)
+        import optuna
+
+        if fidelity is not None and not (isinstance(fidelity, int) and fidelity >= 1):
+            raise ValueError(f"fidelity must be a positive integer or None, got {fidelity!r}")
+        if not (isinstance(n_startup_trials, int) and n_startup_trials >= 0):
+            raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials!r}")
+        self.fidelity = fidelity
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        kwargs: dict[str, Any] = {"seed": self.seed, "n_startup_trials": n_startup_trials}
+        if multivariate is not None:
+            kwargs["multivariate"] = bool(multivariate)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sampler = optuna.samplers.TPESampler(**kwargs)
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.distributions = {
+            name: optuna.distributions.CategoricalDistribution(list(choices))
+            for name, choices in param_spec(space, exclude_none)
+        }
+        self._trials: dict[int, int] = {}  # proposal id -> optuna trial number
+
+    def _ask(self) -> tuple[Any, int | None]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trial = self.study.ask(self.distributions)
+        self._trials[self._next_id] = trial.number
+        return decode(self.space, trial.params), self.fidelity
+
+    def _tell(self, proposal: Proposal, signal: float) -> None:
+        import optuna
+
+        number = self._trials.pop(proposal.id)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if signal == signal:
+                self.study.tell(number, float(signal))
+            else:
+                self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+
+    def _state(self) -> dict[str, Any]:
+        return {"study": pickle.dumps(self.study), "trials": dict(self._trials)}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.study = pickle.loads(state["study"])
+        self._trials = {int(k): int(v) for k, v in state["trials"].items()}

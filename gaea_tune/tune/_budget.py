@@ -1,0 +1,208 @@
+"""Budget enforcement inside one Tune run: a searcher gate, a stopper and an event log.
+
+One :class:`BudgetLedger` per method x seed lives in the process that drives that Tune run; the
+stopper (sees every result), the searcher gate (decides whether a trial may start) and the
+callback (sees failures) share it through :class:`BudgetState`. Every result is also appended
+to an event log on disk, from which the ledger and the incumbent curve are rebuilt on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback, Stopper
+from ray.tune.experiment import Trial
+from ray.tune.search import Searcher
+
+from gaea_tune.budget import BudgetLedger
+
+_STATES: dict[str, BudgetState] = {}
+_LOCK = threading.Lock()
+
+
+class BudgetState:
+    """Ledger plus event log for one method x seed (one per process, found by key)."""
+
+    def __init__(self, key: str, budget: float, events_path: str, devices: float) -> None:
+        self.key = key
+        self.devices = devices
+        self.ledger = BudgetLedger(budget)
+        self.events_path = Path(events_path)
+        self.events: list[dict[str, Any]] = []
+        self.last_result_time: dict[str, float] = {}
+        self.failures: dict[str, str] = {}
+        if self.events_path.exists():
+            for line in self.events_path.read_text().splitlines():
+                if line.strip():
+                    self._apply(json.loads(line))
+
+    @classmethod
+    def get(cls, key: str, budget: float, events_path: str, devices: float) -> BudgetState:
+        with _LOCK:
+            if key not in _STATES:
+                _STATES[key] = cls(key, budget, events_path, devices)
+            return _STATES[key]
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        kind = event["kind"]
+        trial_id = event["trial_id"]
+        if kind == "result":
+            self.ledger.charge(trial_id, event["trial_device_seconds"])
+            self.events.append(event)
+        elif kind == "finish":
+            self.ledger.finish(trial_id, completed=event.get("completed", True))
+        elif kind == "lost":
+            self.ledger.charge_lost(event["device_seconds"])
+        elif kind == "failed":
+            self.failures[trial_id] = event["reason"]
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Apply an event and append it to the log (so a killed driver loses nothing)."""
+        event = {"time": time.time(), **event}
+        self._apply(event)
+        self.events_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.events_path.open("a") as handle:
+            handle.write(json.dumps(event) + "\n")
+
+    def on_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.last_result_time[trial_id] = time.time()
+        spent = float(result.get("device_seconds", 0.0))
+        signal = result.get("search_signal")
+        self.record(
+            {
+                "kind": "result",
+                "trial_id": trial_id,
+                "epoch": int(result.get("epoch", result.get("training_iteration", 0))),
+                "trial_device_seconds": spent,
+                "method_device_seconds": self.ledger.spent
+                - self.ledger.spent_by_trial.get(trial_id, 0.0)
+                + max(spent, self.ledger.spent_by_trial.get(trial_id, 0.0)),
+                "search_signal": float(signal) if _finite(signal) else None,
+                "genotype": result.get("genotype"),
+                "monitors": {
+                    k: v for k, v in result.items() if k.startswith("nb201_") and _finite(v)
+                },
+                "entropy": result.get("entropy") if _finite(result.get("entropy")) else None,
+            }
+        )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _StateRef:
+    """Picklable handle to a :class:`BudgetState` (Tune pickles stoppers, searchers, callbacks)."""
+
+    def __init__(self, key: str, budget: float, events_path: str, devices: float) -> None:
+        self.args = (key, budget, events_path, devices)
+
+    @property
+    def state(self) -> BudgetState:
+        return BudgetState.get(*self.args)
+
+
+class BudgetStopper(_StateRef, Stopper):
+    """Charges every result; stops everything once the method's budget is spent."""
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.state.on_result(trial_id, result)
+        return self.state.ledger.exhausted()
+
+    def stop_all(self) -> bool:
+        return self.state.ledger.exhausted()
+
+
+class BudgetCallback(_StateRef, Callback):
+    """Tracks trial starts and ends; charges work lost when a worker dies after its checkpoint."""
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self.state.ledger.start(trial.trial_id)
+        self.state.last_result_time.setdefault(trial.trial_id, time.time())
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self.state.record({"kind": "finish", "trial_id": trial.trial_id, "completed": True})
+
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._charge_lost(trial)
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        from gaea_tune.tune._mlflow_callback import failure_reason
+
+        self._charge_lost(trial)
+        self.state.record(
+            {"kind": "failed", "trial_id": trial.trial_id, "reason": failure_reason(trial)}
+        )
+        self.state.record({"kind": "finish", "trial_id": trial.trial_id, "completed": False})
+
+    def _charge_lost(self, trial: Trial) -> None:
+        state = self.state
+        since = state.last_result_time.get(trial.trial_id)
+        if since is not None:
+            lost = (time.time() - since) * state.devices
+            state.record({"kind": "lost", "trial_id": trial.trial_id, "device_seconds": lost})
+            state.last_result_time[trial.trial_id] = time.time()
+
+
+class BudgetedSearcher(Searcher):
+    """Wraps a searcher: suggests a trial only while the next one is expected to fit."""
+
+    def __init__(self, searcher: Searcher, state: _StateRef) -> None:
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+        self.ref = state
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
+        self._metric, self._mode = self.searcher.metric, self.searcher.mode
+        return ok
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if not self.ref.state.ledger.may_start():
+            return Searcher.FINISHED
+        config = self.searcher.suggest(trial_id)
+        if config is not None and config != Searcher.FINISHED:
+            self.ref.state.ledger.start(trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    def on_pause(self, trial_id: str) -> None:
+        if hasattr(self.searcher, "on_pause"):
+            self.searcher.on_pause(trial_id)
+
+    def on_unpause(self, trial_id: str) -> None:
+        if hasattr(self.searcher, "on_unpause"):
+            self.searcher.on_unpause(trial_id)
+
+    def get_state(self) -> dict:
+        return (
+            {"searcher": self.searcher.get_state()} if hasattr(self.searcher, "get_state") else {}
+        )
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)

@@ -1,0 +1,201 @@
+"""``compare``: every method x seed under the same device-second budget, side by side on one cluster.
+
+Each method x seed is its own Tune run, driven by a zero-CPU Ray task pinned to the driver's node
+(so the event logs and a SQLite MLflow store stay local) while its trials spread over the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from gaea_tune.budget import device_count
+from gaea_tune.config import ConfigError, ExperimentConfig, MethodConfig
+from gaea_tune.tracking import Tracker, default_tracking
+from gaea_tune.tune._budget import BudgetCallback, BudgetedSearcher, BudgetState, BudgetStopper
+from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
+from gaea_tune.tune._outcome import ground_truth_column, incumbent_curve, nb201_ground_truth
+
+STATE_FILE = "compare_state.json"
+
+
+def _tracking_settings(config: ExperimentConfig, workdir: Path) -> tuple[str, str | None]:
+    if config.tracking_uri:
+        return config.tracking_uri, config.artifact_location
+    uri, artifacts = default_tracking(workdir)
+    return uri, config.artifact_location or artifacts
+
+
+def run_key(experiment: str, invocation: str, *parts: Any) -> str:
+    return "/".join([experiment, invocation, *map(str, parts)])
+
+
+def _base_trial_config(config: ExperimentConfig, seed: int) -> dict[str, Any]:
+    dataset = {k: v for k, v in config.dataset.items() if v is not None}
+    dataset["seed"] = int(dataset.get("seed", 0)) + seed
+    return {
+        "space": config.space["name"],
+        "C": config.space["C"],
+        "N": config.space["N"],
+        "dataset": dataset,
+        "seed": seed,
+        "resources": dict(config.resources),
+    }
+
+
+def _tune_setup(
+    config: ExperimentConfig, method: MethodConfig, seed: int, ref: BudgetStopper
+) -> tuple[Any, dict[str, Any], tune.TuneConfig]:
+    """Trainable, param space and TuneConfig for one method x seed."""
+    base = _base_trial_config(config, seed)
+    resources = {"cpu": config.resources["cpu"], "gpu": config.resources["gpu"]}
+    if method.family == "weight-sharing":
+        from gaea_tune.tune._supernet_trainable import supernet_trainable
+
+        param_space = {**base, "method": method.method, **method.options}
+        tune_config = tune.TuneConfig(metric="search_signal", mode="max", num_samples=1)
+        return tune.with_resources(supernet_trainable, resources), param_space, tune_config
+
+    from search_spaces import get_space
+
+    from gaea_tune.tune._searchers import make_tune_components
+    from gaea_tune.tune._standalone_trainable import standalone_trainable
+
+    options = dict(method.options)
+    max_epochs = int(options.get("epochs", 12))
+    max_concurrent = options.pop("max_concurrent", None)
+    param_space, search_alg, scheduler = make_tune_components(
+        method.method, get_space(config.space["name"]), options, seed, max_epochs
+    )
+    param_space = {**base, **{k: v for k, v in options.items() if k != "epochs"}, **param_space}
+    param_space["epochs"] = max_epochs
+    tune_config = tune.TuneConfig(
+        metric="search_signal",
+        mode="max",
+        search_alg=BudgetedSearcher(search_alg, ref),
+        scheduler=scheduler,
+        num_samples=-1,
+        max_concurrent_trials=max_concurrent,
+        reuse_actors=True,
+    )
+    return tune.with_resources(standalone_trainable, resources), param_space, tune_config
+
+
+def _method_seed_task(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one method x seed to its budget; log it to MLflow; return its outcome."""
+    config: ExperimentConfig = job["config"]
+    method: MethodConfig = job["method"]
+    seed: int = job["seed"]
+    workdir = Path(job["workdir"])
+    tracker = Tracker(job["tracking_uri"], config.name, job["artifact_location"])
+    name = f"{method.label}-seed{seed}"
+    key = run_key(config.name, job["invocation"], method.label, seed)
+    run_id = tracker.start_run(
+        name=name,
+        key=key,
+        parent_run_id=job["parent_run_id"],
+        tags={"gaea.level": "method", "gaea.method": method.label, "gaea.seed": str(seed),
+              "gaea.family": method.family},
+    )  # fmt: skip
+    tracker.log_params(
+        run_id,
+        {"method": method.method, "seed": seed, "budget_device_seconds": config.budget_device_seconds,
+         "family": method.family, **{f"option.{k}": v for k, v in method.options.items()}},
+    )  # fmt: skip
+    devices, _ = device_count(config.resources["gpu"], config.resources["cpu"])
+    events_path = str(workdir / "events" / f"{name}.jsonl")
+    stopper = BudgetStopper(key, config.budget_device_seconds, events_path, devices)
+    trainable, param_space, tune_config = _tune_setup(config, method, seed, stopper)
+    run_config = tune.RunConfig(
+        name=name,
+        storage_path=job["storage_path"],
+        stop=stopper,
+        callbacks=[
+            BudgetCallback(*stopper.args),
+            MLflowTrialLogger(
+                job["tracking_uri"],
+                config.name,
+                job["artifact_location"],
+                run_id,
+                key,
+                tags={"gaea.method": method.label, "gaea.seed": str(seed)},
+            ),
+        ],  # fmt: skip
+        failure_config=tune.FailureConfig(max_failures=config.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        verbose=0,
+    )
+    experiment_path = f"{job['storage_path'].rstrip('/')}/{name}"
+    if job["resume"] and tune.Tuner.can_restore(experiment_path):
+        tuner = tune.Tuner.restore(
+            experiment_path, trainable=trainable, param_space=param_space,
+            resume_unfinished=True, resume_errored=True,
+        )  # fmt: skip
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+        )
+    tuner.fit()
+    outcome = _outcome(config, method, seed, BudgetState.get(*stopper.args))
+    _log_outcome(tracker, run_id, outcome)
+    (workdir / "outcomes").mkdir(parents=True, exist_ok=True)
+    (workdir / "outcomes" / f"{name}.json").write_text(json.dumps(outcome, indent=1))
+    return outcome
+
+
+def _outcome(
+    config: ExperimentConfig, method: MethodConfig, seed: int, state: BudgetState
+) -> dict[str, Any]:
+    primary = ground_truth_column(config.space["name"], config.dataset["name"])
+    curve, incumbent = incumbent_curve(state.events, method.family, primary)
+    genotype = incumbent["genotype"] if incumbent else None
+    ground_truth = nb201_ground_truth(genotype, primary) if genotype and primary else None
+    trials = {e["trial_id"] for e in state.events} | set(state.ledger.spent_by_trial)
+    return {
+        "label": method.label,
+        "method": method.method,
+        "family": method.family,
+        "seed": seed,
+        "budget_device_seconds": config.budget_device_seconds,
+        "spent_device_seconds": round(state.ledger.spent, 3),
+        "trials": len(trials),
+        "failed_trials": state.failures,
+        "genotype": genotype,
+        "search_signal": incumbent["search_signal"] if incumbent else None,
+        "ground_truth": ground_truth,
+        "ground_truth_column": primary,
+        "curve": curve,
+    }
+
+
+def _log_outcome(tracker: Tracker, run_id: str, outcome: dict[str, Any]) -> None:
+    tracker.log_metrics(
+        run_id,
+        {
+            "spent_device_seconds": outcome["spent_device_seconds"],
+            "budget_device_seconds": outcome["budget_device_seconds"],
+            "trials": outcome["trials"],
+            "failed_trials": len(outcome["failed_trials"]),
+            "search_signal": outcome["search_signal"],
+            **{f"ground_truth.{k}": v for k, v in (outcome["ground_truth"] or {}).items()},
+        },
+        step=0,
+    )
+    for seconds, value in outcome["curve"]:
+        tracker.log_metrics(run_id, {"incumbent": value}, step=int(round(seconds)))
+    tags = {"genotype": outcome["genotype"] or ""}
+    if outcome["failed_trials"]:
+        tags["gaea.failures"] = "; ".join(f"{k}: {v}" for k, v in outcome["failed_trials"].items())
+    tracker.set_tags(run_id, tags)
+    tracker.log_json(run_id, outcome, "outcome.json")
+    tracker.end_run(run_id, "FINISHED")
