@@ -199,3 +199,154 @@ def _log_outcome(tracker: Tracker, run_id: str, outcome: dict[str, Any]) -> None
     tracker.set_tags(run_id, tags)
     tracker.log_json(run_id, outcome, "outcome.json")
     tracker.end_run(run_id, "FINISHED")
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+
+def _local_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def check_cluster_resources(config: ExperimentConfig, cluster: dict[str, float]) -> None:
+    """More GPUs or CPUs per trial than the cluster has: an error before any trial starts."""
+    for kind, key in (("gpu", "GPU"), ("cpu", "CPU")):
+        wanted = config.resources[kind]
+        have = float(cluster.get(key, 0.0))
+        if wanted > have:
+            raise ConfigError(
+                f"resources.{kind}: {wanted:g} per trial but the Ray cluster has {have:g} "
+                f"{key}s; allowed: <= {have:g}"
+            )
+
+
+def _load_or_create_state(workdir: Path, resume: bool) -> dict[str, Any]:
+    path = workdir / STATE_FILE
+    if resume:
+        if not path.exists():
+            raise ConfigError(
+                f"--resume: no earlier comparison in {str(workdir)!r} ({STATE_FILE} missing); "
+                "run without --resume"
+            )
+        return json.loads(path.read_text())
+    return {"invocation": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
+
+
+def compare(
+    config: ExperimentConfig,
+    resume: bool = False,
+    address: str | None = None,
+    progress: Any = print,
+) -> dict[str, Any]:
+    """Run the comparison; return ``{"workdir", "tracking_uri", "experiment_id", "parent_run_id",
+    "outcomes"}``."""
+    workdir = Path(config.output_dir).expanduser().resolve()
+    address = address or config.ray_address
+    if address is None and config.resources["gpu"] > _local_gpu_count():
+        check_cluster_resources(config, {"GPU": _local_gpu_count(), "CPU": os.cpu_count() or 1})
+    state = _load_or_create_state(workdir, resume)
+    tracking_uri, artifact_location = _tracking_settings(config, workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(tracking_uri, config.name, artifact_location)  # fails fast if unreachable
+    parent_key = run_key(config.name, state["invocation"], "compare")
+    parent_run_id = tracker.start_run(
+        name=f"compare-{state['invocation']}", key=parent_key, tags={"gaea.level": "comparison"}
+    )
+    tracker.log_params(parent_run_id, {**config.raw, "budget_device_seconds": config.budget_device_seconds})
+    tracker.log_json(parent_run_id, config.raw, "config.json")
+    state.update(parent_run_id=parent_run_id, experiment_id=tracker.experiment_id)
+    (workdir / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+    if config.mode == "tabular":
+        from gaea_tune.tune._tabular_compare import run_tabular
+
+        outcomes = run_tabular(config, tracker, parent_run_id, state["invocation"], address)
+    else:
+        outcomes = _run_live(config, state, workdir, tracking_uri, artifact_location, address, resume, progress)
+    tracker.end_run(parent_run_id, "FINISHED")
+    return {
+        "workdir": str(workdir),
+        "tracking_uri": tracking_uri,
+        "experiment_id": tracker.experiment_id,
+        "parent_run_id": parent_run_id,
+        "outcomes": outcomes,
+    }
+
+
+def _run_live(
+    config: ExperimentConfig,
+    state: dict[str, Any],
+    workdir: Path,
+    tracking_uri: str,
+    artifact_location: str | None,
+    address: str | None,
+    resume: bool,
+    progress: Any,
+) -> list[dict[str, Any]]:
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+    check_cluster_resources(config, ray.cluster_resources())
+    storage = config.storage_path or str(workdir / "ray")
+    if "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())
+    node = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    task = ray.remote(num_cpus=0, max_retries=0)(_method_seed_task).options(scheduling_strategy=node)
+    pending: dict[Any, str] = {}
+    outcomes: list[dict[str, Any]] = []
+    for method in config.methods:
+        for seed in config.seeds:
+            name = f"{method.label}-seed{seed}"
+            done_file = workdir / "outcomes" / f"{name}.json"
+            if resume and done_file.exists():
+                outcomes.append(json.loads(done_file.read_text()))
+                continue
+            job = {
+                "config": config, "method": method, "seed": seed, "workdir": str(workdir),
+                "invocation": state["invocation"], "parent_run_id": state["parent_run_id"],
+                "tracking_uri": tracking_uri, "artifact_location": artifact_location,
+                "storage_path": storage, "resume": resume,
+            }  # fmt: skip
+            pending[task.remote(job)] = name
+    last = 0.0
+    errors: list[str] = []
+    while pending:
+        ready, _ = ray.wait(list(pending), timeout=1.0)
+        for ref in ready:
+            name = pending.pop(ref)
+            try:
+                outcomes.append(ray.get(ref))
+            except Exception as error:  # one method failing does not end the comparison
+                errors.append(f"{name}: {str(error).strip().splitlines()[-1]}")
+        if time.time() - last >= config.report_every_seconds or not pending:
+            last = time.time()
+            progress(format_progress(config, workdir))
+    for line in errors:
+        progress(f"method failed: {line}")
+    return outcomes
+
+
+def format_progress(config: ExperimentConfig, workdir: Path) -> str:
+    """One line per method x seed: budget spent, trials, best search signal so far."""
+    lines = [f"[{time.strftime('%H:%M:%S')}] budget {config.budget_device_seconds:.0f} "
+             f"{config.device_kind}-seconds per method"]  # fmt: skip
+    for method in config.methods:
+        for seed in config.seeds:
+            path = workdir / "events" / f"{method.label}-seed{seed}.jsonl"
+            spent, trials, best = 0.0, set(), None
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    event = json.loads(line)
+                    if event["kind"] != "result":
+                        continue
+                    spent = max(spent, event["method_device_seconds"])
+                    trials.add(event["trial_id"])
+                    if event["search_signal"] is not None:
+                        best = max(best or 0.0, event["search_signal"])
+            share = 100.0 * spent / config.budget_device_seconds
+            best_text = f"{best:6.2f}" if best is not None else "     -"
+            lines.append(f"  {method.label:>14} seed {seed}: {spent:8.1f} s ({share:5.1f}%)  "
+                         f"trials {len(trials):3d}  best signal {best_text}")  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""``gaea-tune validate FILE``: check an experiment file without starting anything."""
+
+from __future__ import annotations
+
+import argparse
+
+from gaea_tune.commands._common import add_config_arguments, load_or_exit
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("validate", help="validate an experiment YAML and print it")
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_exit(args)
+    if config is None:
+        return 2
+    methods = ", ".join(f"{m.label} ({m.family})" for m in config.methods)
+    print(f"{args.file}: valid")
+    print(f"  experiment {config.name!r}, mode {config.mode}, space {config.space}")
+    print(f"  dataset {config.dataset['name']}, seeds {list(config.seeds)}")
+    print(f"  budget {config.budget_device_seconds:g} {config.device_kind}-seconds per method x seed")
+    print(f"  methods: {methods}")
+    return 0

@@ -1,0 +1,261 @@
+"""Tables, plots and ``summary.json`` of a comparison, read back from MLflow (never from trainables)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gaea_tune.tracking import PARENT_TAG, Tracker
+
+
+def _latest_comparison(tracker: Tracker) -> str:
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id],
+        filter_string="tags.`gaea.level` = 'comparison'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise ValueError(f"no comparison run in MLflow experiment {tracker.experiment_id}")
+    return runs[0].info.run_id
+
+
+def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any]:
+    """``summary.json``'s content for one comparison run (the latest when not given)."""
+    parent_run_id = parent_run_id or _latest_comparison(tracker)
+    config = tracker.download_json(parent_run_id, "config.json")
+    budget = float(tracker.get_run(parent_run_id).data.params["budget_device_seconds"])
+    resources = config.get("resources") or {}
+    methods: dict[str, dict[str, Any]] = {}
+    entropy: dict[str, list[list[float]]] = {}
+    for run in tracker.child_runs(parent_run_id):
+        if run.data.tags.get("gaea.level") != "method":
+            continue
+        outcome = tracker.download_json(run.info.run_id, "outcome.json")
+        entry = methods.setdefault(
+            outcome["label"], {"family": outcome["family"], "method": outcome["method"], "seeds": []}
+        )
+        entry["seeds"].append(
+            {
+                "seed": outcome["seed"],
+                "spent_device_seconds": outcome["spent_device_seconds"],
+                "trials": outcome["trials"],
+                "failed_trials": outcome.get("failed_trials", {}),
+                "genotype": outcome["genotype"],
+                "search_signal": outcome["search_signal"],
+                "ground_truth": outcome["ground_truth"],
+                "curve": outcome["curve"],
+                "mlflow_run_id": run.info.run_id,
+            }
+        )
+        if outcome["family"] == "weight-sharing":
+            for trial in tracker.child_runs(run.info.run_id):
+                history = tracker.metric_history(trial.info.run_id, "entropy")
+                if history:
+                    entropy.setdefault(outcome["label"], []).append([v for _, v in sorted(history)])
+    primary = None
+    for label, entry in methods.items():
+        entry["seeds"].sort(key=lambda s: s["seed"])
+        values = [_primary_value(s) for s in entry["seeds"]]
+        values = [v for v in values if v is not None]
+        entry["mean"] = float(np.mean(values)) if values else None
+        entry["std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+        for seed in entry["seeds"]:
+            if seed["ground_truth"]:
+                primary = primary or next(iter(seed["ground_truth"]))
+        del label
+    return {
+        "experiment": config["name"],
+        "mode": config.get("mode", "live"),
+        "budget_device_seconds": budget,
+        "device_kind": "gpu" if float(resources.get("gpu", 0) or 0) > 0 else "cpu",
+        "ground_truth_column": primary,
+        "methods": methods,
+        "entropy": entropy,
+        "significance": significance(methods),
+        "mlflow": {
+            "tracking_uri": tracker.tracking_uri,
+            "experiment_id": tracker.experiment_id,
+            "parent_run_id": parent_run_id,
+        },
+    }
+
+
+def _primary_value(seed: dict[str, Any]) -> float | None:
+    truth = seed.get("ground_truth")
+    return float(next(iter(truth.values()))) if truth else None
+
+
+def significance(methods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Welch's t-test of the best method (by mean) against each other one, with 2+ seeds each."""
+    from scipy import stats
+
+    scored = {
+        label: [v for v in (_primary_value(s) for s in entry["seeds"]) if v is not None]
+        for label, entry in methods.items()
+    }
+    scored = {label: values for label, values in scored.items() if len(values) >= 2}
+    if len(scored) < 2:
+        return []
+    best = max(scored, key=lambda label: float(np.mean(scored[label])))
+    tests = []
+    for label, values in scored.items():
+        if label == best:
+            continue
+        if np.std(scored[best]) == 0 and np.std(values) == 0:
+            p_value = 1.0 if np.mean(values) == np.mean(scored[best]) else 0.0
+        else:
+            p_value = float(stats.ttest_ind(scored[best], values, equal_var=False).pvalue)
+        tests.append({"best": best, "other": label, "test": "welch-t", "p_value": p_value,
+                      "significant_at_0.05": bool(p_value < 0.05)})  # fmt: skip
+    return tests
+
+
+def _rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for label, entry in summary["methods"].items():
+        seeds = entry["seeds"]
+        rows.append(
+            {
+                "method": label,
+                "family": entry["family"],
+                "seeds": len(seeds),
+                "mean": entry["mean"],
+                "std": entry["std"],
+                "device_hours": float(np.mean([s["spent_device_seconds"] for s in seeds])) / 3600.0,
+                "trials": float(np.mean([s["trials"] for s in seeds])),
+                "failed": sum(len(s.get("failed_trials") or {}) for s in seeds),
+            }
+        )
+    ranked = sorted(rows, key=lambda r: -(r["mean"] if r["mean"] is not None else -math.inf))
+    for rank, row in enumerate(ranked, start=1):
+        row["rank"] = rank if row["mean"] is not None else None
+    return ranked
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    column = summary.get("ground_truth_column") or "ground truth"
+    kind = summary["device_kind"].upper()
+    lines = [
+        f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | seeds |",
+        "|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for row in _rows(summary):
+        accuracy = "n/a" if row["mean"] is None else f"{row['mean']:.2f} +- {row['std']:.2f}"
+        lines.append(
+            f"| {row['rank'] or '-'} | {row['method']} | {row['family']} | {accuracy} | "
+            f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['seeds']} |"
+        )
+    for test in summary.get("significance", []):
+        lines.append("")
+        lines.append(
+            f"{test['best']} vs {test['other']}: Welch t-test p = {test['p_value']:.3g}"
+            + (" (significant at 0.05)" if test["significant_at_0.05"] else "")
+        )
+    return "\n".join(lines)
+
+
+def csv_table(summary: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    rows = _rows(summary)
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["method"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _plot_incumbents(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    budget_hours = summary["budget_device_seconds"] / 3600.0
+    grid = np.linspace(0.0, budget_hours, 200)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, entry in summary["methods"].items():
+        curves = []
+        for seed in entry["seeds"]:
+            if not seed["curve"]:
+                continue
+            x = np.array([p[0] for p in seed["curve"]]) / 3600.0
+            y = np.array([p[1] for p in seed["curve"]])
+            index = np.searchsorted(x, grid, side="right") - 1
+            curves.append(np.where(index >= 0, y[np.clip(index, 0, None)], np.nan))
+        if not curves:
+            continue
+        stack = np.vstack(curves)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(stack, axis=0)
+            low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+        (line,) = axes.plot(grid, mean, label=f"{label} ({len(curves)} seeds)")
+        if len(curves) > 1:
+            axes.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+    kind = summary["device_kind"].upper()
+    column = summary.get("ground_truth_column") or "incumbent search signal"
+    axes.set_xlabel(f"{kind}-hours spent (budget {budget_hours:.3g} per method)")
+    axes.set_ylabel(column)
+    axes.set_title(f"{summary['experiment']}: incumbent vs device-hours (band: min-max over seeds)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _plot_entropy(summary: dict[str, Any], path: Path) -> bool:
+    if not summary["entropy"]:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, runs in summary["entropy"].items():
+        for index, values in enumerate(runs):
+            axes.plot(range(1, len(values) + 1), values, marker="o", markersize=3,
+                      label=label if index == 0 else None)  # fmt: skip
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("mean per-edge entropy of architecture weights")
+    axes.set_title("Architecture-weight entropy (lower = sparser)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True
+
+
+def write_report(
+    tracker: Tracker, out_dir: str | Path, parent_run_id: str | None = None
+) -> dict[str, Any]:
+    """Write summary.json, results.md/.csv and the plots; attach them to the comparison run."""
+    summary = collect(tracker, parent_run_id)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "summary.json": json.dumps(summary, indent=1),
+        "results.md": markdown_table(summary) + "\n",
+        "results.csv": csv_table(summary),
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    _plot_incumbents(summary, folder / "incumbent_vs_device_hours.png")
+    plots = ["incumbent_vs_device_hours.png"]
+    if _plot_entropy(summary, folder / "entropy.png"):
+        plots.append("entropy.png")
+    parent = summary["mlflow"]["parent_run_id"]
+    for name in [*files, *plots]:
+        tracker.log_artifact(parent, folder / name, "report")
+    summary["files"] = {name: str(folder / name) for name in [*files, *plots]}
+    return summary
+
+
+__all__ = ["PARENT_TAG", "collect", "csv_table", "markdown_table", "significance", "write_report"]

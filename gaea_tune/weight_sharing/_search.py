@@ -1,0 +1,613 @@
+"""First-order weight-sharing search on a supernet (plain torch, no Ray).
+
+Per training batch: one architecture step (gradient of the loss on the architecture batch:
+the same training batch for single-level ERM, a batch of the held-out split for bilevel), then
+one SGD step of the shared weights (momentum 0.9, weight decay 3e-4, gradient norm clipped at 5,
+cosine learning rate 0.025 -> 0.001 over the epochs). RS-WS trains the shared weights on a
+uniformly sampled architecture per batch and ranks ``rsws_candidates`` random candidates by
+supernet validation accuracy after every epoch.
+
+All randomness (DARTS logit initialisation, Gumbel noise, RS-WS samples) comes from one CPU
+``torch.Generator`` seeded with ``seed``; supernet initialisation uses a forked global RNG
+seeded with ``seed``; loaders carry their own seeded positions. :meth:`SupernetSearch.state_dict`
+holds everything needed to resume an interrupted search exactly at an epoch boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from gaea_tune.weight_sharing._arch_optim import gumbel_tau, row_entropy
+from gaea_tune.weight_sharing._methods import ArchParameters, Method, get_method
+
+FORMULATIONS = ("erm", "bilevel")
+GENOTYPE_FROM = ("current", "epoch_mean")
+# PC-DARTS channel proportion 1/k: 4 on the DARTS space (paper); 2 on NB201, whose cells are
+# narrow (C=16 -> 8 channels per op; a CPU-scale C=8 still leaves 4).
+DEFAULT_PARTIAL_K = {"darts": 4, "nb201": 2}
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Options of one weight-sharing search (paper defaults for GAEA on NB201).
+
+    ``arch_lr``: ``None`` takes the method's default (GAEA 0.1; DARTS/GDAS Adam 3e-4; PC-DARTS
+    6e-4). At CPU scale the softmax controls barely move in a few epochs at 3e-4; raise it and
+    say so when comparing. ``erm_joint``: under ERM, compute the architecture and weight
+    gradients from ONE forward/backward pass and update both (a simultaneous instead of an
+    alternating first-order step; about half the compute per batch). ``genotype_from``:
+    ``"current"`` (paper: argmax of the final weights) or ``"epoch_mean"`` (argmax of the
+    weights averaged over the epoch's architecture steps; stabler when weights are near
+    uniform). ``exclude_none``: ``None`` -> True on NB201 (as GAEA), False on DARTS (whose
+    parse ignores ``none``). ``partial_k``: ``None`` -> :data:`DEFAULT_PARTIAL_K`.
+    ``amp`` / ``channels_last``: ``None`` -> on for CUDA, off on CPU.
+    """
+
+    C: int = 16
+    N: int = 5
+    epochs: int = 25
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_lr: float | None = None
+    arch_weight_decay: float | None = None
+    formulation: str = "erm"
+    erm_joint: bool = False
+    exclude_none: bool | None = None
+    partial_k: int | None = None
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    rsws_candidates: int = 10
+    genotype_from: str = "current"
+    amp: bool | None = None
+    channels_last: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("C", "N", "epochs", "batch_size", "eval_batch_size", "rsws_candidates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("lr", "lr_min", "tau_max", "tau_min"):
+            value = getattr(self, name)
+            if not (_is_real(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name in ("momentum", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not (_is_real(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if self.arch_lr is not None and not (_is_real(self.arch_lr) and self.arch_lr > 0):
+            raise ValueError(f"arch_lr must be a positive number or null, got {self.arch_lr!r}")
+        if self.arch_weight_decay is not None and not (
+            _is_real(self.arch_weight_decay) and self.arch_weight_decay >= 0
+        ):
+            raise ValueError(f"arch_weight_decay must be >= 0 or null, got {self.arch_weight_decay!r}")
+        if self.formulation not in FORMULATIONS:
+            raise ValueError(
+                f"formulation must be one of {', '.join(FORMULATIONS)}, got {self.formulation!r}"
+            )
+        if self.genotype_from not in GENOTYPE_FROM:
+            raise ValueError(
+                f"genotype_from must be one of {', '.join(GENOTYPE_FROM)}, got {self.genotype_from!r}"
+            )
+        if self.partial_k is not None and (
+            isinstance(self.partial_k, bool) or not isinstance(self.partial_k, int) or self.partial_k < 1
+        ):
+            raise ValueError(f"partial_k must be a positive int or null, got {self.partial_k!r}")
+        if self.tau_min > self.tau_max:
+            raise ValueError(f"need tau_min <= tau_max, got {self.tau_min=}, {self.tau_max=}")
+        for name in ("erm_joint", "exclude_none", "amp", "channels_last"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{name} must be true/false, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SearchOptions:
+        """Options from a mapping; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown search options {unknown}; allowed: {', '.join(sorted(known))}")
+        values = dict(values)
+        for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "arch_lr",
+                     "arch_weight_decay", "tau_max", "tau_min"):  # fmt: skip
+            if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
+                values[name] = float(values[name])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def resolve_space(space: Any) -> Any:
+    """A search space object from its name (``"nb201"`` / ``"darts"``) or the object itself."""
+    if not isinstance(space, str):
+        return space
+    try:
+        from search_spaces import get_space  # type: ignore[attr-defined]
+    except ImportError:
+        get_space = None
+    if get_space is not None:
+        return get_space(space)
+    if space == "nb201":
+        from search_spaces.nb201._space import NB201Space
+
+        return NB201Space()
+    if space == "darts":
+        from search_spaces.darts import DartsSpace  # type: ignore[attr-defined]
+
+        return DartsSpace()
+    raise ValueError(f"unknown search space {space!r}; allowed: nb201, darts")
+
+
+class SupernetSearch:
+    """One weight-sharing search: a supernet, its architecture parameters and optimisers.
+
+    ``train_loader`` / ``valid_loader`` / ``arch_loader`` iterate ``(images, labels)`` batches and
+    have ``state_dict()`` / ``load_state_dict()`` (see :class:`gaea_tune.data.BatchLoader`).
+    ``valid_loader`` gives the supernet validation accuracy (the search signal); ``arch_loader``
+    (required for bilevel) gives architecture batches from the held-out split.
+    """
+
+    def __init__(
+        self,
+        space: Any,
+        method: str | Method,
+        options: SearchOptions,
+        train_loader: Any,
+        valid_loader: Any,
+        arch_loader: Any | None = None,
+        *,
+        num_classes: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.space = resolve_space(space)
+        self.method = get_method(method) if isinstance(method, str) else method
+        if not isinstance(options, SearchOptions):
+            raise TypeError(f"options must be SearchOptions, got {type(options).__name__}")
+        self.options = options
+        if options.formulation == "bilevel" and self.method.has_arch and arch_loader is None:
+            raise ValueError("the bilevel formulation needs an arch_loader over a held-out split")
+        self.train_loader, self.valid_loader, self.arch_loader = (
+            train_loader, valid_loader, arch_loader,
+        )  # fmt: skip
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        space_name = getattr(self.space, "name", "")
+        exclude_none = options.exclude_none
+        if exclude_none is None:
+            exclude_none = space_name == "nb201"
+        self.exclude_none = exclude_none
+        self.ops: tuple[str, ...] = tuple(self.space.candidate_ops(exclude_none))
+        self.shapes: dict[str, tuple[int, int]] = dict(self.space.arch_shapes(exclude_none))
+        self.cell_types = tuple(self.shapes)
+        self.partial_k = 1
+        if self.method.partial:
+            self.partial_k = options.partial_k or DEFAULT_PARTIAL_K.get(space_name, 4)
+        cuda = self.device.type == "cuda"
+        self.amp = cuda if options.amp is None else options.amp
+        self.amp_dtype = torch.bfloat16
+        if cuda and self.amp and not torch.cuda.is_bf16_supported():
+            self.amp_dtype = torch.float16
+        self.channels_last = cuda if options.channels_last is None else options.channels_last
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=cuda and self.amp and self.amp_dtype == torch.float16
+        )
+
+        self.generator = torch.Generator().manual_seed(self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = self.space.build_supernet(
+                options.C, options.N, num_classes, exclude_none, self.partial_k
+            )
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.model = model.to(self.device, memory_format=memory_format)
+        self.arch: ArchParameters | None = None
+        self.arch_opt: torch.optim.Optimizer | None = None
+        if self.method.has_arch:
+            groups = self.space.edge_groups() if self.method.edge_betas else None
+            self.arch = ArchParameters(self.method, self.shapes, groups, self.generator, self.device)
+            arch_lr = options.arch_lr if options.arch_lr is not None else self.method.arch_lr
+            self.arch_opt = self.arch.make_optimizer(arch_lr, options.arch_weight_decay)
+        self.weight_opt = torch.optim.SGD(
+            self.model.parameters(),
+            lr=options.lr,
+            momentum=options.momentum,
+            weight_decay=options.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.weight_opt, T_max=options.epochs, eta_min=options.lr_min
+        )
+        self.epoch = 0
+        self._arch_iter: Iterator[Any] | None = None
+        self._mean: dict[str, torch.Tensor] | None = None
+        self._mean_count = 0
+        self._rsws_best: dict[str, Any] | None = None
+        # columns RS-WS samples from (never ``none``)
+        self._sample_columns = [k for k, op in enumerate(self.ops) if op != "none"]
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def from_splits(
+        cls,
+        space: Any,
+        method: str | Method,
+        options: SearchOptions,
+        splits: Any,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> SupernetSearch:
+        """A search over :class:`gaea_tune.data.ImageSplits`: train for the weights (and the
+        ERM architecture steps), valid for bilevel architecture steps and the search signal."""
+        if len(splits.valid) == 0:
+            raise ValueError(
+                f"dataset {splits.name!r} has an empty valid split; a supernet search needs one "
+                "(use cifar10-valid or set valid_fraction > 0)"
+            )
+        loader_device = device
+        train = splits.loader("train", options.batch_size, seed=seed, device=loader_device)
+        valid = splits.loader(
+            "valid", options.eval_batch_size, train=False, seed=seed, device=loader_device
+        )
+        arch = None
+        if options.formulation == "bilevel":
+            arch = splits.loader(
+                "valid", options.batch_size, train=True, seed=seed + 1, device=loader_device
+            )
+        return cls(
+            space, method, options, train, valid, arch,
+            num_classes=splits.num_classes, device=device, seed=seed,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ steps
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _prep(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def _loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: dict[str, torch.Tensor],
+        edges: dict[str, torch.Tensor] | None,
+        mode: str,
+        what: str,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            logits = self.model(x, weights, mode, edges)
+        loss = F.cross_entropy(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{self.method.name} search diverged: non-finite {what} loss {loss.item()!r} at "
+                f"epoch {self.epoch + 1} (lr={self.options.lr}, arch_lr={self.options.arch_lr}); "
+                "lower the learning rates or disable mixed precision"
+            )
+        return logits, loss
+
+    def _tau(self) -> float | None:
+        if not self.method.gumbel:
+            return None
+        o = self.options
+        return gumbel_tau(self.epoch, o.epochs, o.tau_max, o.tau_min)
+
+    def _next_arch_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        for _ in range(2):
+            if self._arch_iter is None:
+                self._arch_iter = iter(self.arch_loader)
+            try:
+                return next(self._arch_iter)
+            except StopIteration:
+                self._arch_iter = None
+        raise ValueError("the architecture loader yields no batches")
+
+    def _arch_step(self, x: torch.Tensor, y: torch.Tensor, tau: float | None) -> None:
+        assert self.arch is not None and self.arch_opt is not None
+        weights, edges = self.arch.mixing(tau, self.generator)
+        _, loss = self._loss(x, y, weights, edges, self.method.mode, "architecture")
+        params = self.arch.parameters()
+        # only the architecture gradients: autograd skips the conv weight gradients
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = torch.zeros_like(p) if g is None else g
+        self.arch_opt.step()
+
+    def _sample_single(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        """A uniformly random architecture as one-hot rows (RS-WS); on spaces whose nodes keep
+        2 inputs (DARTS), an edge mask picks 2 random incoming edges per node."""
+        cols = torch.tensor(self._sample_columns)
+        weights = {}
+        for cell, (num_edges, num_ops) in self.shapes.items():
+            pick = cols[torch.randint(len(cols), (num_edges,), generator=self.generator)]
+            weights[cell] = F.one_hot(pick, num_ops).float().to(self.device)
+        edges = None
+        if getattr(self.space, "name", "") == "darts":
+            edges = {}
+            groups = self.space.edge_groups()
+            for cell, (num_edges, _) in self.shapes.items():
+                mask = torch.zeros(num_edges)
+                for group in groups[cell]:
+                    keep = torch.randperm(len(group), generator=self.generator)[:2]
+                    mask[torch.tensor(group)[keep]] = 1.0
+                edges[cell] = mask.to(self.device)
+        return weights, edges
+
+    def _train_weights(
+        self, x: torch.Tensor, y: torch.Tensor, tau: float | None, joint: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self.weight_opt.zero_grad(set_to_none=True)
+        if self.arch is None:
+            weights, edges = self._sample_single()
+        elif joint:
+            assert self.arch_opt is not None
+            self.arch_opt.zero_grad(set_to_none=True)
+            weights, edges = self.arch.mixing(tau, self.generator)
+        else:
+            with torch.no_grad():
+                weights, edges = self.arch.mixing(tau, self.generator)
+        logits, loss = self._loss(x, y, weights, edges, self.method.mode, "training")
+        self.scaler.scale(loss).backward()
+        if joint:
+            assert self.arch_opt is not None and self.arch is not None
+            if self.scaler.is_enabled():  # fp16 loss scaling: unscale the architecture grads
+                inv = 1.0 / self.scaler.get_scale()
+                for p in self.arch.parameters():
+                    if p.grad is not None:
+                        p.grad.mul_(inv)
+            self.arch_opt.step()
+        self.scaler.unscale_(self.weight_opt)
+        if self.options.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
+        self.scaler.step(self.weight_opt)
+        self.scaler.update()
+        return logits.detach(), loss.detach()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, tau: float | None = None) -> tuple[
+        torch.Tensor, torch.Tensor
+    ]:
+        """One search step on a training batch: architecture step, then weight step."""
+        x, y = self._prep(x, y)
+        joint = False
+        if self.arch is not None:
+            if self.options.formulation == "bilevel":
+                xa, ya = self._prep(*self._next_arch_batch())
+                self._arch_step(xa, ya, tau)
+            elif self.options.erm_joint:
+                joint = True
+            else:
+                self._arch_step(x, y, tau)
+        logits, loss = self._train_weights(x, y, tau, joint)
+        if self.arch is not None:
+            self._accumulate_mean()
+        return logits, loss
+
+    def _accumulate_mean(self) -> None:
+        probs = self._eval_probs()
+        if self._mean is None:
+            self._mean = {c: torch.zeros_like(p) for c, p in probs.items()}
+            self._mean_count = 0
+        self._mean_count += 1
+        for c, p in probs.items():
+            self._mean[c] += (p - self._mean[c]) / self._mean_count
+
+    # ------------------------------------------------------------------ epochs
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch, then evaluate; returns the epoch's metrics."""
+        if self.epoch >= self.options.epochs:
+            raise RuntimeError(f"the search already ran its {self.options.epochs} epochs")
+        start = time.perf_counter()
+        self.model.train()
+        tau = self._tau()
+        lr = self.weight_opt.param_groups[0]["lr"]
+        self._mean, self._mean_count = None, 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        for x, y in self.train_loader:
+            logits, loss = self.train_step(x, y, tau)
+            y = y.to(self.device)
+            loss_sum += loss.double() * y.shape[0]
+            correct += (logits.argmax(dim=1) == y).sum()
+            seen += int(y.shape[0])
+        if seen == 0:
+            raise ValueError("the training loader yielded no batches")
+        self.scheduler.step()
+        self.epoch += 1
+        if self.arch is None:
+            valid_acc = self._rank_random_candidates()
+        else:
+            weights, edges = self._eval_mixing()
+            valid_acc = self.evaluate(weights, edges)
+        metrics: dict[str, Any] = {
+            "epoch": self.epoch,
+            "train_loss": float(loss_sum) / seen,
+            "train_acc": 100.0 * float(correct) / seen,
+            "valid_acc": valid_acc,
+            "search_signal": valid_acc,
+            "entropy": self.entropy(),
+            "genotype": str(self.genotype()),
+            "arch_weights": self.arch_weights(),
+            "lr": float(lr),
+            "epoch_seconds": time.perf_counter() - start,
+        }
+        if tau is not None:
+            metrics["tau"] = tau
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(
+        self, weights: dict[str, torch.Tensor], edges: dict[str, torch.Tensor] | None = None
+    ) -> float:
+        """Supernet accuracy (%) on the validation loader with fixed mixing weights."""
+        mode = self.method.mode
+        self.model.eval()
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        try:
+            for x, y in self.valid_loader:
+                x, y = self._prep(x, y)
+                with self._autocast():
+                    logits = self.model(x, weights, mode, edges)
+                correct += (logits.argmax(dim=1) == y).sum()
+                seen += int(y.shape[0])
+        finally:
+            self.model.train()
+        if seen == 0:
+            raise ValueError("the validation loader yielded no batches")
+        return 100.0 * float(correct) / seen
+
+    def _rank_random_candidates(self) -> float:
+        best: dict[str, Any] | None = None
+        for _ in range(self.options.rsws_candidates):
+            weights, edges = self._sample_single()
+            acc = self.evaluate(weights, edges)
+            if best is None or acc > best["acc"]:
+                best = {"acc": acc, "weights": weights, "edges": edges}
+        assert best is not None
+        self._rsws_best = {
+            "acc": best["acc"],
+            "weights": {c: t.cpu() for c, t in best["weights"].items()},
+            "edges": None if best["edges"] is None else {c: t.cpu() for c, t in best["edges"].items()},
+        }
+        return float(best["acc"])
+
+    # ------------------------------------------------------------------ views
+
+    @torch.no_grad()
+    def _eval_probs(self) -> dict[str, torch.Tensor]:
+        """Op distributions (detached, float32) per cell type."""
+        if self.arch is None:
+            k = len(self._sample_columns)
+            return {
+                c: torch.tensor([1.0 / k if j in self._sample_columns else 0.0 for j in range(n)])
+                .repeat(e, 1)
+                for c, (e, n) in self.shapes.items()
+            }
+        return {c: p.detach().float().clone() for c, p in self.arch.probs().items()}
+
+    @torch.no_grad()
+    def _eval_mixing(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        assert self.arch is not None
+        probs = self._eval_probs()
+        edges = self.arch.edge_weights()
+        edges = None if edges is None else {c: t.detach().float() for c, t in edges.items()}
+        if self.method.mode == "hard":  # the argmax op of every edge, unscaled
+            probs = {
+                c: F.one_hot(p.argmax(dim=1), p.shape[1]).float() for c, p in probs.items()
+            }
+        return probs, edges
+
+    def entropy(self) -> float:
+        """Mean per-edge entropy (nats) of the op distributions."""
+        values = torch.cat([row_entropy(p) for p in self._eval_probs().values()])
+        return float(values.mean())
+
+    def arch_weights(self) -> list[list[list[float]]]:
+        """Mixing weights as nested lists: one ``[E][K]`` matrix per cell type, in
+        :attr:`cell_types` order, columns in :attr:`ops` order."""
+        probs = self._eval_probs()
+        return [probs[c].cpu().double().tolist() for c in self.cell_types]
+
+    def edge_weights(self) -> list[list[float]] | None:
+        """PC-DARTS edge weights per cell type (``[E]`` each), or ``None``."""
+        if self.arch is None or not self.arch.betas:
+            return None
+        edges = self.arch.edge_weights()
+        assert edges is not None
+        return [edges[c].detach().cpu().double().tolist() for c in self.cell_types]
+
+    @torch.no_grad()
+    def genotype(self) -> Any:
+        """The discrete architecture the search currently points at."""
+        if self.arch is None:
+            if self._rsws_best is None:
+                raise RuntimeError("RS-WS has no ranked candidate before its first epoch")
+            weights = dict(self._rsws_best["weights"])
+            edges = self._rsws_best["edges"]
+        else:
+            use_mean = self.options.genotype_from == "epoch_mean" and self._mean is not None
+            weights = {c: t.cpu() for c, t in (self._mean if use_mean else self._eval_probs()).items()}
+            edges = self.arch.edge_weights()
+        if edges is not None:  # PC-DARTS parses alpha x beta
+            weights = {c: w * edges[c].detach().float().cpu()[:, None] for c, w in weights.items()}
+        return self.space.discretize(weights, self.ops)
+
+    # ------------------------------------------------------------------ state
+
+    def _loaders(self) -> dict[str, Any]:
+        loaders = {"train": self.train_loader, "valid": self.valid_loader}
+        if self.arch_loader is not None:
+            loaders["arch"] = self.arch_loader
+        return loaders
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume this search exactly (plain tensors / Python values, so
+        ``torch.load(..., weights_only=True)`` reads it back)."""
+        return {
+            "space": getattr(self.space, "name", ""),
+            "method": self.method.name,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "arch": None if self.arch is None else self.arch.state_dict(),
+            "arch_opt": None if self.arch_opt is None else self.arch_opt.state_dict(),
+            "weight_opt": self.weight_opt.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "loaders": {k: dict(v.state_dict()) for k, v in self._loaders().items()},
+            "mean": None if self._mean is None else {c: t.cpu() for c, t in self._mean.items()},
+            "mean_count": self._mean_count,
+            "rsws_best": self._rsws_best,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (same space, method and options)."""
+        space = getattr(self.space, "name", "")
+        if state["method"] != self.method.name or state["space"] != space:
+            raise ValueError(
+                f"checkpoint is for method {state['method']!r} on {state['space']!r}, this search "
+                f"is {self.method.name!r} on {space!r}"
+            )
+        self.epoch = int(state["epoch"])
+        self.model.load_state_dict(state["model"])
+        if self.arch is not None:
+            self.arch.load_state_dict(state["arch"])
+            assert self.arch_opt is not None
+            self.arch_opt.load_state_dict(state["arch_opt"])
+        self.weight_opt.load_state_dict(state["weight_opt"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        for name, loader in self._loaders().items():
+            loader.load_state_dict(state["loaders"][name])
+        self._arch_iter = None
+        mean = state.get("mean")
+        self._mean = None if mean is None else {c: t.to(self.device) for c, t in mean.items()}
+        self._mean_count = int(state.get("mean_count", 0))
+        self._rsws_best = state.get("rsws_best")
