@@ -10,6 +10,7 @@ import copy
 import difflib
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,19 +60,21 @@ _WEIGHT_SHARING: dict[str, _Spec] = {
 }
 _STANDALONE: dict[str, _Spec] = {
     **_COMMON,
-    "population": (int, 2, 100_000),
-    "sample": (int, 1, 100_000),
+    "population_size": (int, 2, 100_000),
+    "sample_size": (int, 1, 100_000),
+    "exclude_none": (bool,),
     "min_epochs": (int, 1, 10_000),
     "eta": (int, 2, 100),
     "n_startup": (int, 1, 100_000),
     "max_concurrent": (int, 1, 1024),
 }
 _TABULAR: dict[str, _Spec] = {
-    "population": (int, 2, 100_000),
-    "sample": (int, 1, 100_000),
+    "population_size": (int, 2, 100_000),
+    "sample_size": (int, 1, 100_000),
+    "exclude_none": (bool,),
     "n_startup": (int, 1, 100_000),
     "eta": (int, 2, 100),
-    "fidelities": (str, ("paper", "table")),
+    "style": (str, ("table", "paper")),
 }
 
 
@@ -402,10 +405,11 @@ def _parse_methods(methods: Any, mode: str) -> tuple[MethodConfig, ...]:
         checked = {
             k: _check_value(f"methods.{label}.{k}", v, schema[k]) for k, v in options.items()
         }
-        if method == "rea" and checked.get("sample", 3) > checked.get("population", 10):
+        sample, population = checked.get("sample_size", 3), checked.get("population_size", 10)
+        if method == "rea" and sample > population:
             raise ConfigError(
-                f"methods.{label}: sample <= population must hold, got "
-                f"sample={checked.get('sample', 3)}, population={checked.get('population', 10)}"
+                f"methods.{label}: sample_size <= population_size must hold, got "
+                f"sample_size={sample}, population_size={population}"
             )
         if checked.get("min_epochs", 1) > checked.get("epochs", checked.get("min_epochs", 1)):
             raise ConfigError(
@@ -430,5 +434,10 @@ def _require_writable(where: str, folder: str) -> None:
     probe = path
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError(f"{where}: {folder!r} is not writable (checked {str(probe)!r})")
+    try:
+        if not probe.is_dir():
+            raise OSError(f"{probe} is not a folder")
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError:
+        raise ConfigError(f"{where}: {folder!r} is not writable (checked {str(probe)!r})") from None

@@ -1,6 +1,6 @@
 """Genotypes as flat dicts of categorical parameters, for model-based searchers (BOHB, TPE).
 
-NB201: one parameter per edge (``edge_1<-0`` ... ``edge_3<-2``), choices the ops.
+NB201: one parameter per edge ``edge_<target>_<source>`` (``edge_1_0`` ... ``edge_3_2``), choices the ops.
 DARTS: per cell type and intermediate node ``k``, the pair of inputs (``normal_node2_inputs``,
 choices like ``"0,3"``) and the op on each of the two (``normal_node2_op0``/``_op1``), in the
 order of the sorted inputs.
@@ -27,7 +27,7 @@ def param_spec(space: Any, exclude_none: bool = False) -> ParamSpec:
         from search_spaces.nb201 import EDGES, OPS
 
         ops = tuple(op for op in OPS if not (exclude_none and op == "none"))
-        return [(f"edge_{t}<-{s}", ops) for t, s in EDGES]
+        return [(f"edge_{t}_{s}", ops) for t, s in EDGES]
     from search_spaces.darts._genotype import CELL_OPS, CELL_TYPES, STEPS
 
     spec: ParamSpec = []

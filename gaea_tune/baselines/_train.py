@@ -1,0 +1,120 @@
+"""Training a standalone network of one genotype from scratch (plain torch, Ray-free).
+
+The NB201 recipe: SGD with Nesterov momentum 0.9, lr 0.1 annealed by a cosine over the planned
+epochs, weight decay 5e-4, cross-entropy. The cosine runs over ``epochs`` (the most a trial may
+train), so a trial paused after a few epochs and continued later follows the same schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss: the evaluation failed."""
+
+
+def seeded_network(space: Any, genotype: Any, C: int, N: int, num_classes: int, seed: int) -> nn.Module:
+    """``space.build_network`` with initial weights drawn from ``seed`` (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return space.build_network(genotype, C, N, num_classes)
+
+
+class StandaloneTraining:
+    """Network, optimiser, schedule and loaders of one genotype; one call per epoch."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        splits: Any,
+        epochs: int,
+        batch_size: int = 64,
+        lr: float = 0.1,
+        weight_decay: float = 5e-4,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        label: str = "",
+    ) -> None:
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        self.device = torch.device(device)
+        self.label = label
+        self.epochs = int(epochs)
+        self.epoch = 0  # epochs completed
+        self.network = network.to(self.device)
+        self.optimizer = torch.optim.SGD(
+            self.network.parameters(),
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov and momentum > 0,
+            weight_decay=weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.epochs)
+        self.train_loader = splits.loader("train", batch_size, seed=seed, device=self.device)
+        self.valid_loader = splits.loader("valid", max(batch_size, 256), device=self.device)
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def train_epoch(self) -> dict[str, float]:
+        """One epoch over the training split; raises :class:`NonFiniteLossError` on NaN/inf."""
+        if self.epoch >= self.epochs:
+            raise ValueError(f"all {self.epochs} planned epochs are done")
+        self.network.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for batch, (x, y) in enumerate(self.train_loader):
+            logits = self.network(x)
+            loss = self.loss_fn(logits, y)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"non-finite training loss {value} at epoch {self.epoch + 1}, batch {batch} "
+                    f"of {self.label or 'the network'}: the evaluation failed"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total_loss += value * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+        self.scheduler.step()
+        self.epoch += 1
+        return {"train_loss": total_loss / max(seen, 1), "train_acc": 100.0 * correct / max(seen, 1)}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss and accuracy (%) on the validation split."""
+        self.network.eval()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in self.valid_loader:
+            logits = self.network(x)
+            total_loss += float(self.loss_fn(logits, y)) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        return {"valid_loss": total_loss / max(seen, 1), "valid_acc": 100.0 * correct / max(seen, 1)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "train_loader": self.train_loader.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.train_loader.load_state_dict(state["train_loader"])
