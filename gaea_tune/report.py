@@ -191,12 +191,13 @@ def _plot_incumbents(summary: dict[str, Any], path: Path) -> None:
         if not curves:
             continue
         stack = np.vstack(curves)
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(stack, axis=0)
-            low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
-        (line,) = axes.plot(grid, mean, label=f"{label} ({len(curves)} seeds)")
+        covered = ~np.all(np.isnan(stack), axis=0)
+        x_grid, stack = grid[covered], stack[:, covered]
+        mean = np.nanmean(stack, axis=0)
+        low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+        (line,) = axes.plot(x_grid, mean, label=f"{label} ({len(curves)} seeds)")
         if len(curves) > 1:
-            axes.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+            axes.fill_between(x_grid, low, high, color=line.get_color(), alpha=0.2)
     kind = summary["device_kind"].upper()
     column = summary.get("ground_truth_column") or "incumbent search signal"
     axes.set_xlabel(f"{kind}-hours spent (budget {budget_hours:.3g} per method)")

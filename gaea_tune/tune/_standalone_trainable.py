@@ -8,7 +8,6 @@ is written every epoch, so HyperBandForBOHB can pause a trial and continue it at
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -87,7 +86,7 @@ def standalone_trainable(config: dict[str, Any]) -> None:
         device=device,
         label=str(genotype),
     )
-    spent_before = 0.0
+    spent_before, resumes = 0.0, 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -96,6 +95,7 @@ def standalone_trainable(config: dict[str, Any]) -> None:
             )
         training.load_state_dict(state["training"])
         spent_before = float(state["device_seconds"])
+        resumes = int(state.get("resumes", 0)) + 1
     monitors = _nb201_monitors(genotype) if space.name == "nb201" else {}
     text = str(genotype)
     while training.epoch < training.epochs:
@@ -108,14 +108,147 @@ def standalone_trainable(config: dict[str, Any]) -> None:
             "device_seconds": device_seconds,
             "device_kind": device_kind,
             "genotype": text,
+            "resumes": resumes,
             **metrics,
             **monitors,
         }
-        if not math.isfinite(result["valid_loss"]):
-            result["search_signal"] = float("nan")
         with tempfile.TemporaryDirectory() as folder:
             torch.save(
-                {"training": training.state_dict(), "device_seconds": device_seconds},
+                {
+                    "training": training.state_dict(),
+                    "device_seconds": device_seconds,
+                    "resumes": resumes,
+                },
                 os.path.join(folder, _CHECKPOINT_FILE),
             )
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+class _DeviceBudgetStop(tune.Stopper):
+    """Stops everything once the trials' summed device-seconds reach the budget."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = float(budget)
+        self.spent: dict[str, float] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        spent = float(result.get("device_seconds", 0.0))
+        self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), spent)
+        return sum(self.spent.values()) >= self.budget
+
+    def stop_all(self) -> bool:
+        return sum(self.spent.values()) >= self.budget
+
+
+def run_live_baseline(
+    method: str,
+    space_name: str,
+    options: dict[str, Any] | None,
+    dataset: dict[str, Any],
+    seed: int,
+    budget_device_seconds: float,
+    storage_path: str,
+    *,
+    C: int = 8,
+    N: int = 1,
+    epochs: int = 3,
+    batch_size: int = 64,
+    lr: float = 0.1,
+    weight_decay: float = 5e-4,
+    cpus_per_trial: float = 1,
+    gpus_per_trial: float = 0,
+    max_concurrent: int | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A real Tune search of standalone networks until the trials' device-seconds reach the budget.
+
+    ``epochs`` is the most any trial trains (BOHB's ``max_t``). Returns the incumbent (best
+    search signal among the trials that trained the most epochs), its NB201 accuracy on that
+    space, and per trial the epochs reached, resumes, device-seconds and signal.
+    """
+    import ray
+
+    from gaea_tune.tune._searchers import make_tune_components
+
+    if not budget_device_seconds > 0:
+        raise ValueError(f"budget_device_seconds must be > 0, got {budget_device_seconds!r}")
+    if not os.path.isabs(storage_path):
+        raise ValueError(f"storage_path must be absolute, got {storage_path!r}")
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    space = _space(space_name)
+    param_space, search_alg, scheduler = make_tune_components(
+        method, space, dict(options or {}), seed, epochs
+    )
+    base = {
+        "space": space.name,
+        "C": C,
+        "N": N,
+        "dataset": dict(dataset),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+        "resources": {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    }
+    stopper = _DeviceBudgetStop(budget_device_seconds)
+    trainable = tune.with_resources(
+        standalone_trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
+    )
+    started = time.perf_counter()
+    tuner = tune.Tuner(
+        trainable,
+        param_space={**base, **param_space},
+        tune_config=tune.TuneConfig(
+            metric="search_signal",
+            mode="max",
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=-1,
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=name or f"{method}-{space_name}-seed{seed}",
+            storage_path=storage_path,
+            stop=stopper,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=0,
+        ),
+    )
+    grid = tuner.fit()
+    wall = time.perf_counter() - started
+    trials = []
+    for result in grid:
+        metrics = result.metrics or {}
+        if "search_signal" not in metrics:
+            trials.append({"error": repr(result.error), "epochs": 0})
+            continue
+        trials.append(
+            {
+                "genotype": metrics["genotype"],
+                "epochs": int(metrics["epoch"]),
+                "resumes": int(metrics.get("resumes", 0)),
+                "search_signal": float(metrics["search_signal"]),
+                "device_seconds": float(metrics["device_seconds"]),
+                **{k: float(v) for k, v in metrics.items() if k.startswith("nb201_")},
+            }
+        )
+    finished = [t for t in trials if "genotype" in t]
+    top = max((t["epochs"] for t in finished), default=0)
+    best = max(
+        (t for t in finished if t["epochs"] == top),
+        key=lambda t: t["search_signal"],
+        default=None,
+    )
+    return {
+        "method": method,
+        "space": space_name,
+        "seed": seed,
+        "budget_device_seconds": float(budget_device_seconds),
+        "spent_device_seconds": sum(stopper.spent.values()),
+        "wall_seconds": wall,
+        "trials": trials,
+        "incumbent": best,
+    }

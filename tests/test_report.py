@@ -1,0 +1,76 @@
+"""Report: summary.json, table and plots rebuilt from MLflow runs of a comparison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gaea_tune.report import markdown_table, significance, write_report
+from gaea_tune.tracking import Tracker, TrackingError, check_reachable, default_tracking
+from gaea_tune.tune._compare import _log_outcome
+
+pytestmark = pytest.mark.integration
+
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+def _outcome(label, family, seed, truth):
+    return {
+        "label": label, "method": label, "family": family, "seed": seed,
+        "budget_device_seconds": 100.0, "spent_device_seconds": 99.0 + seed, "trials": 3,
+        "failed_trials": {}, "genotype": A, "search_signal": 50.0,
+        "ground_truth": {"cifar10_test_200": truth}, "ground_truth_column": "cifar10_test_200",
+        "curve": [[10.0, truth - 1.0], [90.0, truth]],
+    }  # fmt: skip
+
+
+def test_report_from_mlflow(tmp_path):
+    uri, artifacts = default_tracking(tmp_path)
+    tracker = Tracker(uri, "exp", artifacts)
+    parent = tracker.start_run("compare-x", key="exp/x/compare", tags={"gaea.level": "comparison"})
+    config = {"name": "exp", "mode": "live", "resources": {"gpu": 0, "cpu": 1}}
+    tracker.log_params(parent, {**config, "budget_device_seconds": 100.0})
+    tracker.log_json(parent, config, "config.json")
+    truths = {"good": [94.0, 94.2, 94.1], "bad": [90.0, 89.0, 91.0]}
+    for label, values in truths.items():
+        family = "weight-sharing" if label == "good" else "standalone"
+        for seed, truth in enumerate(values):
+            run = tracker.start_run(f"{label}-{seed}", key=f"exp/x/{label}/{seed}",
+                                    parent_run_id=parent, tags={"gaea.level": "method"})  # fmt: skip
+            if family == "weight-sharing":
+                trial = tracker.start_run("t", key=f"exp/x/{label}/{seed}/t", parent_run_id=run)
+                for epoch, entropy in enumerate([1.38, 1.2, 0.9], start=1):
+                    tracker.log_metrics(trial, {"entropy": entropy}, step=epoch)
+            _log_outcome(tracker, run, _outcome(label, family, seed, truth))
+    summary = write_report(tracker, tmp_path / "report", parent)
+    assert summary["experiment"] == "exp"
+    assert summary["device_kind"] == "cpu"
+    assert summary["budget_device_seconds"] == 100.0
+    good = summary["methods"]["good"]
+    assert good["family"] == "weight-sharing"
+    assert good["mean"] == pytest.approx(94.1)
+    assert [s["seed"] for s in good["seeds"]] == [0, 1, 2]
+    assert summary["entropy"]["good"][0] == [1.38, 1.2, 0.9]
+    assert summary["significance"][0]["best"] == "good"
+    assert summary["significance"][0]["p_value"] < 0.05
+    on_disk = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert on_disk["mlflow"]["parent_run_id"] == parent
+    table = markdown_table(summary)
+    assert "| 1 | good | weight-sharing | 94.10 +- 0.10 |" in table
+    for name in ("incumbent_vs_device_hours.png", "entropy.png", "results.csv"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    attached = {f.path for f in tracker.client.list_artifacts(parent, "report")}
+    assert "report/incumbent_vs_device_hours.png" in attached
+    # reopening a run by key reuses it (resume never duplicates runs)
+    assert tracker.start_run("again", key="exp/x/good/0") == good["seeds"][0]["mlflow_run_id"]
+
+
+def test_significance_needs_two_seeds():
+    methods = {"a": {"seeds": [{"ground_truth": {"c": 1.0}}]}, "b": {"seeds": []}}
+    assert significance(methods) == []
+
+
+def test_unreachable_server_is_a_clear_error():
+    with pytest.raises(TrackingError, match="unreachable"):
+        check_reachable("http://127.0.0.1:9", timeout=2)
