@@ -141,7 +141,7 @@ def _rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def markdown_table(summary: dict[str, Any]) -> str:
     column = summary.get("ground_truth_column") or "ground truth"
-    kind = summary["device_kind"].upper()
+    kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
     lines = [
         f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | seeds |",
         "|---:|---|---|---:|---:|---:|---:|",
@@ -152,8 +152,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"| {row['rank'] or '-'} | {row['method']} | {row['family']} | {accuracy} | "
             f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['seeds']} |"
         )
-    for test in summary.get("significance", []):
+    if summary.get("significance"):
         lines.append("")
+    for test in summary.get("significance", []):
         lines.append(
             f"{test['best']} vs {test['other']}: Welch t-test p = {test['p_value']:.3g}"
             + (" (significant at 0.05)" if test["significant_at_0.05"] else "")
@@ -198,11 +199,11 @@ def _plot_incumbents(summary: dict[str, Any], path: Path) -> None:
         (line,) = axes.plot(x_grid, mean, label=f"{label} ({len(curves)} seeds)")
         if len(curves) > 1:
             axes.fill_between(x_grid, low, high, color=line.get_color(), alpha=0.2)
-    kind = summary["device_kind"].upper()
+    kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
     column = summary.get("ground_truth_column") or "incumbent search signal"
     axes.set_xlabel(f"{kind}-hours spent (budget {budget_hours:.3g} per method)")
     axes.set_ylabel(column)
-    axes.set_title(f"{summary['experiment']}: incumbent vs device-hours (band: min-max over seeds)")
+    axes.set_title(f"{summary['experiment']}: incumbent vs {kind}-hours (band: seed min-max)", fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -18,7 +18,13 @@ def run_tabular(
     address: str | None,
 ) -> list[dict[str, Any]]:
     """Every method x seed as a simulated search; each a child run of the comparison."""
+    import ray
+
     from gaea_tune.tune._tabular import run_seeds
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
 
     dataset = config.dataset["name"]
     primary = {"cifar10": "cifar10_test_200", "cifar100": "cifar100_test_200",
@@ -27,7 +33,7 @@ def run_tabular(
     for method in config.methods:
         results = run_seeds(
             method.method, dataset, config.budget_device_seconds, list(config.seeds),
-            address=address, **method.options,
+            options=method.options,
         )  # fmt: skip
         for result in results:
             name = f"{method.label}-seed{result.seed}"
