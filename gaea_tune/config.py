@@ -63,17 +63,20 @@ _STANDALONE: dict[str, _Spec] = {
     "population_size": (int, 2, 100_000),
     "sample_size": (int, 1, 100_000),
     "exclude_none": (bool,),
-    "min_epochs": (int, 1, 10_000),
-    "eta": (int, 2, 100),
-    "n_startup": (int, 1, 100_000),
+    "reduction_factor": (int, 2, 100),
+    "n_startup_trials": (int, 1, 100_000),
+    "multivariate": (bool,),
     "max_concurrent": (int, 1, 1024),
 }
 _TABULAR: dict[str, _Spec] = {
     "population_size": (int, 2, 100_000),
     "sample_size": (int, 1, 100_000),
     "exclude_none": (bool,),
-    "n_startup": (int, 1, 100_000),
-    "eta": (int, 2, 100),
+    "n_startup_trials": (int, 1, 100_000),
+    "multivariate": (bool,),
+    "eta": (float, 1.01, 100.0),
+    "num_samples": (int, 1, 1000),
+    "random_fraction": (float, 0.0, 1.0),
     "style": (str, ("table", "paper")),
 }
 
@@ -410,11 +413,6 @@ def _parse_methods(methods: Any, mode: str) -> tuple[MethodConfig, ...]:
             raise ConfigError(
                 f"methods.{label}: sample_size <= population_size must hold, got "
                 f"sample_size={sample}, population_size={population}"
-            )
-        if checked.get("min_epochs", 1) > checked.get("epochs", checked.get("min_epochs", 1)):
-            raise ConfigError(
-                f"methods.{label}: min_epochs <= epochs must hold, got "
-                f"min_epochs={checked['min_epochs']}, epochs={checked['epochs']}"
             )
         parsed.append(MethodConfig(label=label, method=method, options=checked))
     return tuple(parsed)

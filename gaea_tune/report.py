@@ -34,8 +34,15 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
     resources = config.get("resources") or {}
     methods: dict[str, dict[str, Any]] = {}
     entropy: dict[str, list[list[float]]] = {}
+    failures: list[dict[str, str]] = []
     for run in tracker.child_runs(parent_run_id):
         if run.data.tags.get("gaea.level") != "method":
+            continue
+        if run.info.status == "FAILED":
+            failures.append(
+                {"run": run.data.tags.get("mlflow.runName"), "mlflow_run_id": run.info.run_id,
+                 "reason": run.data.tags.get("gaea.failure", "unknown")}
+            )  # fmt: skip
             continue
         outcome = tracker.download_json(run.info.run_id, "outcome.json")
         entry = methods.setdefault(
@@ -79,6 +86,7 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         "methods": methods,
         "entropy": entropy,
         "significance": significance(methods),
+        "failed_methods": failures,
         "mlflow": {
             "tracking_uri": tracker.tracking_uri,
             "experiment_id": tracker.experiment_id,
@@ -152,6 +160,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"| {row['rank'] or '-'} | {row['method']} | {row['family']} | {accuracy} | "
             f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['seeds']} |"
         )
+    for failure in summary.get("failed_methods", []):
+        lines.append(f"\nfailed: {failure['run']}: {failure['reason']}")
     if summary.get("significance"):
         lines.append("")
     for test in summary.get("significance", []):

@@ -54,7 +54,7 @@ def _worker(args: argparse.Namespace) -> None:
         formulation=args.formulation,
         erm_joint=args.erm_joint,
         amp=args.amp,
-        channels_last=None if device.type == "cuda" else False,
+        channels_last=not args.nchw,
     )
     search = SupernetSearch(
         args.space, args.method, options, loader(True, 0), loader(False, 0), loader(True, 1),
@@ -101,6 +101,8 @@ def _run_once(args: argparse.Namespace, setting: str) -> dict[str, float]:
         cmd.append("--amp")
     if args.erm_joint:
         cmd.append("--erm-joint")
+    if args.nchw:
+        cmd.append("--nchw")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast)")
     parser.add_argument("--erm-joint", action="store_true",
                         help="ERM: architecture and weight gradients from one pass")  # fmt: skip
+    parser.add_argument("--nchw", action="store_true", help="NCHW instead of channels_last")
     parser.add_argument("--method", default="gaea-darts")
     parser.add_argument("--formulation", default="erm", choices=("erm", "bilevel"))
     parser.add_argument("--space", default="nb201")
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if s not in SETTINGS:
             parser.error(f"unknown setting {s!r}; allowed: {', '.join(SETTINGS)}")
     variant = f"{args.method} {args.formulation}{' joint' if args.erm_joint else ''}"
+    variant += ", NCHW" if args.nchw else ", channels_last"
     print(f"# {variant}, device={args.device}, amp={args.amp}, steps={args.steps}, "
           f"repeats={args.repeats}")  # fmt: skip
     header = f"{'setting':<8} {'C':>3} {'N':>2} {'res':>4} {'batch':>5} {'img/s best':>11} "

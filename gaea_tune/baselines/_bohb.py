@@ -102,7 +102,9 @@ class BOHBSearcher(Searcher):
         if fixed_fidelity is not None and not (
             isinstance(fixed_fidelity, (int, np.integer)) and fixed_fidelity >= 1
         ):
-            raise ValueError(f"fixed_fidelity must be a positive integer or None, got {fixed_fidelity!r}")
+            raise ValueError(
+                f"fixed_fidelity must be a positive integer or None, got {fixed_fidelity!r}"
+            )
         if not 0.0 <= random_fraction <= 1.0:
             raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
         if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):

@@ -104,9 +104,7 @@ class Searcher(ABC):
             "seed": self.seed,
             "rng": self.rng.bit_generator.state,
             "next_id": self._next_id,
-            "pending": [
-                (p.id, str(p.genotype), p.fidelity) for p in self._pending.values()
-            ],
+            "pending": [(p.id, str(p.genotype), p.fidelity) for p in self._pending.values()],
             "history": [(str(o.genotype), o.fidelity, o.signal) for o in self.history],
             "best": None if self._best is None else (*self._best[:2], str(self._best[2])),
             "own": self._state(),

@@ -59,7 +59,9 @@ class TabularBenchmark:
         self.dataset = dataset
         self.signal = {12: table.column(signal_12), 200: table.column(signal_200)}
         self.truth = table.column(truth)
-        self.epoch_seconds = table.column("cifar10_valid_epoch_seconds") * EPOCH_COST_FACTOR[dataset]
+        self.epoch_seconds = (
+            table.column("cifar10_valid_epoch_seconds") * EPOCH_COST_FACTOR[dataset]
+        )
 
     def check_fidelity(self, fidelity: int | None) -> int:
         fidelity = 12 if fidelity is None else int(fidelity)

@@ -18,7 +18,9 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss: the evaluation failed."""
 
 
-def seeded_network(space: Any, genotype: Any, C: int, N: int, num_classes: int, seed: int) -> nn.Module:
+def seeded_network(
+    space: Any, genotype: Any, C: int, N: int, num_classes: int, seed: int
+) -> nn.Module:
     """``space.build_network`` with initial weights drawn from ``seed`` (global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
@@ -89,7 +91,10 @@ class StandaloneTraining:
             seen += len(y)
         self.scheduler.step()
         self.epoch += 1
-        return {"train_loss": total_loss / max(seen, 1), "train_acc": 100.0 * correct / max(seen, 1)}
+        return {
+            "train_loss": total_loss / max(seen, 1),
+            "train_acc": 100.0 * correct / max(seen, 1),
+        }
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -101,7 +106,10 @@ class StandaloneTraining:
             total_loss += float(self.loss_fn(logits, y)) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
-        return {"valid_loss": total_loss / max(seen, 1), "valid_acc": 100.0 * correct / max(seen, 1)}
+        return {
+            "valid_loss": total_loss / max(seen, 1),
+            "valid_acc": 100.0 * correct / max(seen, 1),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -197,9 +197,12 @@ class BudgetedSearcher(Searcher):
             self.searcher.on_unpause(trial_id)
 
     def get_state(self) -> dict:
-        return (
-            {"searcher": self.searcher.get_state()} if hasattr(self.searcher, "get_state") else {}
-        )
+        """This wrapper's own state; Tune saves the wrapped searcher separately."""
+        return {"budget_args": self.ref.args, "metric": self._metric, "mode": self._mode}
+
+    def set_state(self, state: dict) -> None:
+        self.ref = _StateRef(*state["budget_args"])
+        self._metric, self._mode = state["metric"], state["mode"]
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)

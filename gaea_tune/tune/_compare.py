@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -92,11 +93,26 @@ def _tune_setup(
 
 
 def _method_seed_task(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one method x seed to its budget; log it to MLflow; return its outcome."""
+    """Run one method x seed to its budget; log it to MLflow; return its outcome.
+
+    A method that cannot run at all ends as a FAILED MLflow run with the reason, and the
+    exception propagates to the driver, which carries on with the other methods.
+    """
+    tracker, run_id = _open_method_run(job)
+    try:
+        return _run_method_seed(job, tracker, run_id)
+    except Exception as error:
+        reason = traceback.format_exception_only(type(error), error)[-1].strip()
+        tracker.set_tags(run_id, {"gaea.failure": reason[:4000]})
+        tracker.log_text(run_id, traceback.format_exc(), "error.txt")
+        tracker.end_run(run_id, "FAILED")
+        raise
+
+
+def _open_method_run(job: dict[str, Any]) -> tuple[Tracker, str]:
     config: ExperimentConfig = job["config"]
     method: MethodConfig = job["method"]
     seed: int = job["seed"]
-    workdir = Path(job["workdir"])
     tracker = Tracker(job["tracking_uri"], config.name, job["artifact_location"])
     name = f"{method.label}-seed{seed}"
     key = run_key(config.name, job["invocation"], method.label, seed)
@@ -112,6 +128,16 @@ def _method_seed_task(job: dict[str, Any]) -> dict[str, Any]:
         {"method": method.method, "seed": seed, "budget_device_seconds": config.budget_device_seconds,
          "family": method.family, **{f"option.{k}": v for k, v in method.options.items()}},
     )  # fmt: skip
+    return tracker, run_id
+
+
+def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict[str, Any]:
+    config: ExperimentConfig = job["config"]
+    method: MethodConfig = job["method"]
+    seed: int = job["seed"]
+    workdir = Path(job["workdir"])
+    name = f"{method.label}-seed{seed}"
+    key = run_key(config.name, job["invocation"], method.label, seed)
     devices, _ = device_count(config.resources["gpu"], config.resources["cpu"])
     events_path = str(workdir / "events" / f"{name}.jsonl")
     stopper = BudgetStopper(key, config.budget_device_seconds, events_path, devices)

@@ -104,7 +104,9 @@ class AskTellSearcher(TuneSearcher):
             self.set_state(pickle.load(handle))
 
 
-def _split_options(method: str, options: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+def _split_options(
+    method: str, options: dict[str, Any], allowed: tuple[str, ...]
+) -> dict[str, Any]:
     search = {k: v for k, v in options.items() if k not in TRAINING_KEYS}
     unknown = sorted(set(search) - set(allowed))
     if unknown:

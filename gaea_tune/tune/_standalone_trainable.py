@@ -8,6 +8,7 @@ is written every epoch, so HyperBandForBOHB can pause a trial and continue it at
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -217,13 +218,22 @@ def run_live_baseline(
             verbose=0,
         ),
     )
-    grid = tuner.fit()
+    snapshot_log = logging.getLogger("ray.tune.execution.experiment_state")
+    level = snapshot_log.level
+    snapshot_log.setLevel(logging.ERROR)  # one checkpoint per epoch makes it warn on every save
+    try:
+        grid = tuner.fit()
+    finally:
+        snapshot_log.setLevel(level)
     wall = time.perf_counter() - started
     trials = []
     for result in grid:
         metrics = result.metrics or {}
         if "search_signal" not in metrics:
-            trials.append({"error": repr(result.error), "epochs": 0})
+            error = (
+                "stopped before its first report" if result.error is None else repr(result.error)
+            )
+            trials.append({"error": error, "epochs": 0})
             continue
         trials.append(
             {

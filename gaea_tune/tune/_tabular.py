@@ -22,19 +22,21 @@ def run_seeds(
     dataset: str,
     budget_seconds: float,
     seeds: Sequence[int],
-    options: dict[str, Any] | None = None,
+    *,
+    address: str | None = None,
     chunks_per_cpu: int = 2,
     use_ray: bool = True,
+    **options: Any,
 ) -> list[TabularResult]:
-    """``simulate`` for every seed, in seed order; with Ray, chunks of seeds run as tasks.
+    """``simulate(method, dataset, budget_seconds, seed, **options)`` for every seed, in seed
+    order; with Ray, chunks of seeds run as tasks (``chunks_per_cpu`` per cluster CPU).
 
-    Starts a local Ray (no dashboard) if none is running. ``use_ray=False`` runs the plain loop
-    in this process.
+    Connects to ``address`` (or starts a local Ray without dashboard) if Ray is not initialised.
+    ``use_ray=False`` runs the plain loop in this process.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must not be empty")
-    options = dict(options or {})
     tabular_options(method, options)  # fail fast on a bad method/option, before any task starts
     if not (isinstance(budget_seconds, (int, float)) and budget_seconds > 0):
         raise ValueError(f"budget_seconds must be > 0, got {budget_seconds!r}")
@@ -43,7 +45,10 @@ def run_seeds(
     import ray
 
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if address:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1)(simulate_many)
     refs = [

@@ -48,7 +48,8 @@ class SearchOptions:
     weights averaged over the epoch's architecture steps; stabler when weights are near
     uniform). ``exclude_none``: ``None`` -> True on NB201 (as GAEA), False on DARTS (whose
     parse ignores ``none``). ``partial_k``: ``None`` -> :data:`DEFAULT_PARTIAL_K`.
-    ``amp`` / ``channels_last``: ``None`` -> on for CUDA, off on CPU.
+    ``amp``: ``None`` -> bfloat16 autocast on CUDA, off on CPU. ``channels_last``: ``None`` -> on
+    (NHWC activations: about 1.45x faster search steps than NCHW on CPU too, see the bench).
     """
 
     C: int = 16
@@ -205,7 +206,7 @@ class SupernetSearch:
         self.amp_dtype = torch.bfloat16
         if cuda and self.amp and not torch.cuda.is_bf16_supported():
             self.amp_dtype = torch.float16
-        self.channels_last = cuda if options.channels_last is None else options.channels_last
+        self.channels_last = True if options.channels_last is None else options.channels_last
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=cuda and self.amp and self.amp_dtype == torch.float16
         )
