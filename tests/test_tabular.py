@@ -9,7 +9,6 @@ import pytest
 
 from gaea_tune.baselines import simulate, simulate_many, summarize, tabular_benchmark
 from gaea_tune.nb201_table import load_table
-from search_spaces.nb201 import NB201Genotype
 
 
 def test_search_stays_within_budget_and_reports_the_incumbents_ground_truth():
