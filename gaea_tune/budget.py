@@ -28,6 +28,8 @@ class BudgetLedger:
     spent_by_trial: dict[str, float] = field(default_factory=dict)
     finished_costs: list[float] = field(default_factory=list)
     running: set[str] = field(default_factory=set)
+    last_report: dict[str, float] = field(default_factory=dict)
+    offsets: dict[str, float] = field(default_factory=dict)
     lost_seconds: float = 0.0  # work charged after a crash that no checkpoint kept
 
     def __post_init__(self) -> None:
@@ -43,11 +45,20 @@ class BudgetLedger:
         return self.budget - self.spent
 
     def charge(self, trial_id: str, cumulative_device_seconds: float) -> None:
-        """Record a trial's cumulative spend (reports are cumulative, so retries never double count)."""
-        if cumulative_device_seconds < 0:
+        """Record a trial's cumulative spend as it reports it.
+
+        Reports are cumulative, so a repeated report never counts twice. A report below the
+        previous one means the trial was restored from an older checkpoint: the work it redoes
+        is real spend, so the gap is kept as an offset on top of what it reports from then on.
+        """
+        value = float(cumulative_device_seconds)
+        if not value >= 0:
             raise ValueError(f"device-seconds must be >= 0, got {cumulative_device_seconds!r}")
-        previous = self.spent_by_trial.get(trial_id, 0.0)
-        self.spent_by_trial[trial_id] = max(previous, float(cumulative_device_seconds))
+        last = self.last_report.get(trial_id, 0.0)
+        if value < last:
+            self.offsets[trial_id] = self.offsets.get(trial_id, 0.0) + last - value
+        self.last_report[trial_id] = value
+        self.spent_by_trial[trial_id] = value + self.offsets.get(trial_id, 0.0)
 
     def start(self, trial_id: str) -> None:
         """A trial was launched; until it finishes its expected cost counts as committed."""

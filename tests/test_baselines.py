@@ -18,7 +18,7 @@ from gaea_tune.baselines import (
     param_spec,
 )
 from gaea_tune.nb201_table import load_table
-from search_spaces.nb201._space import NB201Space
+from search_spaces.nb201 import NB201Space
 
 # Small enough that BOHB/TPE build their models within the few steps a unit test runs.
 FAST_OPTIONS = {

@@ -27,12 +27,17 @@ def test_cumulative_reports_are_not_double_counted():
     ledger.charge("a", 10.0)
     ledger.charge("a", 25.0)
     ledger.charge("a", 25.0)  # a retried trial reporting the same epoch again
-    ledger.charge("a", 20.0)  # a resumed trial restarting from an older checkpoint
     ledger.charge("b", 5.0)
     assert ledger.spent == 30.0
+    ledger.charge("a", 20.0)  # restored from an older checkpoint: redoes 5 s of work
+    assert ledger.spent == 30.0
+    ledger.charge("a", 30.0)  # the redone 5 s (20 -> 25) is charged again, as it was spent
+    assert ledger.spent == 40.0
     ledger.charge_lost(4.0)  # work a dead worker did after its last checkpoint
-    assert ledger.spent == 34.0
-    assert ledger.remaining == 66.0
+    assert ledger.spent == 44.0
+    assert ledger.remaining == 56.0
+    with pytest.raises(ValueError, match="nan"):
+        ledger.charge("a", float("nan"))
 
 
 def test_may_start_accounts_for_expected_and_committed_cost():

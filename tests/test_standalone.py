@@ -12,7 +12,7 @@ from torch import nn
 from gaea_tune.baselines import encode, make_searcher
 from gaea_tune.baselines._train import NonFiniteLossError, StandaloneTraining, seeded_network
 from gaea_tune.data import load_splits
-from search_spaces.nb201._space import NB201Space
+from search_spaces.nb201 import NB201Space
 
 DATASET = {
     "name": "cifar10-subset",
@@ -22,7 +22,10 @@ DATASET = {
     "max_valid": 128,
     "max_test": 32,
 }
-CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+CELL = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|"
+    "+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+)
 
 
 @pytest.fixture(scope="module")

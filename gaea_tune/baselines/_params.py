@@ -1,6 +1,7 @@
 """Genotypes as flat dicts of categorical parameters, for model-based searchers (BOHB, TPE).
 
-NB201: one parameter per edge ``edge_<target>_<source>`` (``edge_1_0`` ... ``edge_3_2``), choices the ops.
+NB201: one parameter per edge, ``edge_<target>_<source>`` (``edge_1_0`` ... ``edge_3_2``),
+choices the ops.
 DARTS: per cell type and intermediate node ``k``, the pair of inputs (``normal_node2_inputs``,
 choices like ``"0,3"``) and the op on each of the two (``normal_node2_op0``/``_op1``), in the
 order of the sorted inputs.

@@ -33,7 +33,7 @@ class Observation:
 
 
 def finite_or_nan(signal: float) -> float:
-    """The signal as a float; NaN/inf (and anything not a number) become NaN: a failed evaluation."""
+    """The signal as a float; NaN/inf and non-numbers become NaN (a failed evaluation)."""
     try:
         value = float(signal)
     except (TypeError, ValueError):

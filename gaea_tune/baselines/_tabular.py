@@ -103,7 +103,7 @@ def simulate(
     """One simulated search of ``method`` on the NB201 table of ``dataset``."""
     if not (isinstance(budget_seconds, (int, float)) and budget_seconds > 0):
         raise ValueError(f"budget_seconds must be > 0, got {budget_seconds!r}")
-    from search_spaces.nb201._space import NB201Space
+    from search_spaces.nb201 import NB201Space
 
     bench = tabular_benchmark(dataset)
     start = time.perf_counter()

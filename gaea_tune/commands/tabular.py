@@ -10,7 +10,14 @@ from typing import Any
 
 import yaml
 
-from gaea_tune.baselines import SEARCHERS, TABULAR_DATASETS, summarize, tabular_options
+from gaea_tune.baselines import (
+    SEARCHERS,
+    TABULAR_DATASETS,
+    make_searcher,
+    summarize,
+    tabular_options,
+)
+from search_spaces import get_space
 
 
 def add_parser(subparsers: Any) -> None:
@@ -64,13 +71,11 @@ def load_tabular_config(path: str | Path) -> dict[str, Any]:
         method = options.pop("method", label)
         if method not in SEARCHERS:
             raise ValueError(
-                f"{path}: method {method!r} of {label!r} is unknown; allowed: {', '.join(SEARCHERS)}"
+                f"{path}: method {method!r} of {label!r} is unknown; "
+                f"allowed: {', '.join(SEARCHERS)}"
             )
-        tabular_options(method, options)  # validates option names early
-        from gaea_tune.baselines import make_searcher
-        from search_spaces.nb201 import NB201Space
-
-        make_searcher(method, NB201Space(), 0, **tabular_options(method, options))
+        # Build one searcher so that bad option names or values fail before any search runs.
+        make_searcher(method, get_space("nb201"), 0, **tabular_options(method, options))
         methods[str(label)] = (method, options)
     return {"seeds": seeds, "datasets": dict(datasets), "methods": methods}
 

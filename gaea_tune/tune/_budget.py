@@ -22,6 +22,8 @@ from ray.tune.search import Searcher
 from gaea_tune.budget import BudgetLedger
 
 _STATES: dict[str, BudgetState] = {}
+# A method whose trials keep failing stops launching new ones after this many in a row.
+MAX_CONSECUTIVE_FAILURES = 5
 _LOCK = threading.Lock()
 
 
@@ -36,6 +38,7 @@ class BudgetState:
         self.events: list[dict[str, Any]] = []
         self.last_result_time: dict[str, float] = {}
         self.failures: dict[str, str] = {}
+        self.consecutive_failures = 0
         if self.events_path.exists():
             for line in self.events_path.read_text().splitlines():
                 if line.strip():
@@ -55,7 +58,9 @@ class BudgetState:
             self.ledger.charge(trial_id, event["trial_device_seconds"])
             self.events.append(event)
         elif kind == "finish":
-            self.ledger.finish(trial_id, completed=event.get("completed", True))
+            completed = event.get("completed", True)
+            self.ledger.finish(trial_id, completed=completed)
+            self.consecutive_failures = 0 if completed else self.consecutive_failures + 1
         elif kind == "lost":
             self.ledger.charge_lost(event["device_seconds"])
         elif kind == "failed":
@@ -65,29 +70,29 @@ class BudgetState:
         """Apply an event and append it to the log (so a killed driver loses nothing)."""
         event = {"time": time.time(), **event}
         self._apply(event)
+        if event["kind"] == "result":
+            event["method_device_seconds"] = round(self.ledger.spent, 6)
         self.events_path.parent.mkdir(parents=True, exist_ok=True)
         with self.events_path.open("a") as handle:
             handle.write(json.dumps(event) + "\n")
 
     def on_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self.last_result_time[trial_id] = time.time()
-        spent = float(result.get("device_seconds", 0.0))
         signal = result.get("search_signal")
+        entropy = result.get("entropy")
         self.record(
             {
                 "kind": "result",
                 "trial_id": trial_id,
                 "epoch": int(result.get("epoch", result.get("training_iteration", 0))),
-                "trial_device_seconds": spent,
-                "method_device_seconds": self.ledger.spent
-                - self.ledger.spent_by_trial.get(trial_id, 0.0)
-                + max(spent, self.ledger.spent_by_trial.get(trial_id, 0.0)),
+                "trial_device_seconds": float(result.get("device_seconds", 0.0)),
                 "search_signal": float(signal) if _finite(signal) else None,
                 "genotype": result.get("genotype"),
+                "node_id": result.get("node_id"),
+                "entropy": float(entropy) if _finite(entropy) else None,
                 "monitors": {
                     k: v for k, v in result.items() if k.startswith("nb201_") and _finite(v)
                 },
-                "entropy": result.get("entropy") if _finite(result.get("entropy")) else None,
             }
         )
 
@@ -173,7 +178,8 @@ class BudgetedSearcher(Searcher):
         return ok
 
     def suggest(self, trial_id: str) -> dict | None:
-        if not self.ref.state.ledger.may_start():
+        state = self.ref.state
+        if state.consecutive_failures >= MAX_CONSECUTIVE_FAILURES or not state.ledger.may_start():
             return Searcher.FINISHED
         config = self.searcher.suggest(trial_id)
         if config is not None and config != Searcher.FINISHED:

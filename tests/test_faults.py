@@ -1,0 +1,144 @@
+"""Faults: a killed trial worker, a killed driver, a diverging trial; nothing lost or counted twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gaea_tune.config import parse_config
+from gaea_tune.tracking import Tracker, default_tracking
+from gaea_tune.tune import compare
+
+pytestmark = pytest.mark.integration
+
+
+def _raw(tmp_path: Path, **overrides) -> dict:
+    raw = {
+        "name": "faults",
+        "space": {"name": "nb201", "C": 4, "N": 1},
+        "dataset": {"name": "cifar10-subset", "resolution": 16, "max_train": 256, "max_valid": 128},
+        "budget": {"device_seconds": 12},
+        "seeds": [0],
+        "resources": {"gpu": 0, "cpu": 1},
+        "max_failures": 2,
+        "progress_every_seconds": 1,
+        "output_dir": str(tmp_path / "out"),
+        "methods": {"random": {"epochs": 4, "batch_size": 32, "max_concurrent": 1}},
+    }
+    raw.update(overrides)
+    return raw
+
+
+def _events(workdir: Path, name: str) -> list[dict]:
+    path = workdir / "events" / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _runs_by_level(config, workdir: Path) -> dict[str, list]:
+    uri, artifacts = default_tracking(workdir)
+    tracker = Tracker(uri, config.name, artifacts)
+    runs = tracker.client.search_runs([tracker.experiment_id], max_results=5000)
+    levels: dict[str, list] = {}
+    for run in runs:
+        levels.setdefault(run.data.tags.get("gaea.level", "?"), []).append(run)
+    return levels
+
+
+def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local):
+    config = parse_config(_raw(tmp_path))
+    workdir = Path(config.output_dir).resolve()
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(compare(config, progress=lambda t: None)))
+    thread.start()
+    killed = None
+    deadline = time.time() + 120
+    while killed is None and time.time() < deadline and thread.is_alive():
+        for result_file in (workdir / "ray").glob("random-seed0/*/result.json"):
+            lines = [json.loads(x) for x in result_file.read_text().splitlines() if x.strip()]
+            if lines and lines[-1].get("training_iteration", 0) < 3:
+                killed = (lines[-1]["trial_id"], lines[-1]["pid"], lines[-1]["training_iteration"])
+                os.kill(killed[1], signal.SIGKILL)
+                break
+        time.sleep(0.2)
+    thread.join(timeout=300)
+    assert killed is not None, "no running trial was found to kill"
+    trial_id, _, epoch_at_kill = killed
+    events = _events(workdir, "random-seed0")
+    lost = [e for e in events if e["kind"] == "lost" and e["trial_id"] == trial_id]
+    assert lost, "the work lost with the worker was not charged"
+    later = [e for e in events if e["kind"] == "result" and e["trial_id"] == trial_id
+             and e["epoch"] > epoch_at_kill]  # fmt: skip
+    assert later, "the killed trial did not continue after the kill"
+    spent = outcome["outcomes"][0]["spent_device_seconds"]
+    steps = [e["trial_device_seconds"] for e in events if e["kind"] == "result"]
+    assert spent <= config.budget_device_seconds + max(steps) + sum(e["device_seconds"] for e in lost)
+    trial_runs = _runs_by_level(config, workdir)["trial"]
+    keys = [r.data.tags["gaea.trial_id"] for r in trial_runs]
+    assert len(keys) == len(set(keys)), "a retried trial got a second MLflow run"
+    assert {r.info.status for r in trial_runs if r.data.tags["gaea.trial_id"] == trial_id} == {"FINISHED"}
+
+
+def test_diverging_trials_fail_with_reason_and_comparison_continues(tmp_path, ray_local):
+    raw = _raw(tmp_path, methods={
+        "random": {"epochs": 1, "batch_size": 32, "max_concurrent": 1},
+        "diverging": {"method": "random", "epochs": 3, "batch_size": 32, "max_concurrent": 1},
+    })  # fmt: skip
+    config = parse_config(raw)
+    # Past validation on purpose: an absurd learning rate makes every trial's loss overflow.
+    config.methods[1].options["lr"] = 1e7
+    result = compare(config, progress=lambda t: None)
+    by_label = {o["label"]: o for o in result["outcomes"]}
+    assert by_label["random"]["genotype"] is not None
+    failed = by_label["diverging"]["failed_trials"]
+    assert failed and all("non-finite" in reason for reason in failed.values())
+    assert by_label["diverging"]["trials"] <= 5 + 1  # stops after repeated failures
+    trial_runs = _runs_by_level(config, Path(result["workdir"]))["trial"]
+    failed_runs = [r for r in trial_runs if r.info.status == "FAILED"]
+    assert failed_runs and all("non-finite" in r.data.tags["gaea.failure"] for r in failed_runs)
+
+
+def test_killed_driver_resumes_without_duplicates(tmp_path):
+    raw = _raw(tmp_path, budget={"device_seconds": 16})
+    config_file = tmp_path / "faults.yaml"
+    config_file.write_text(yaml.safe_dump(raw))
+    workdir = Path(raw["output_dir"]).resolve()
+    command = [sys.executable, "-m", "gaea_tune.cli", "compare", str(config_file)]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    first = subprocess.Popen(command, start_new_session=True, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        results = [e for e in _events(workdir, "random-seed0") if e["kind"] == "result"]
+        if len(results) >= 3:
+            break
+        time.sleep(0.3)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    time.sleep(3)
+    assert len(results) >= 3, "the first run never reported"
+    before = len({e["trial_id"] for e in results})
+    config = parse_config(raw)
+    runs_before = _runs_by_level(config, workdir)
+    done = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((workdir / "report" / "summary.json").read_text())
+    seed = summary["methods"]["random"]["seeds"][0]
+    assert seed["trials"] >= before
+    runs_after = _runs_by_level(config, workdir)
+    assert len(runs_after["comparison"]) == len(runs_before["comparison"]) == 1
+    assert len(runs_after["method"]) == 1
+    keys = [r.data.tags["gaea.trial_id"] for r in runs_after["trial"]]
+    assert len(keys) == len(set(keys)) and len(keys) >= before
+    steps = [e["trial_device_seconds"] for e in _events(workdir, "random-seed0") if e["kind"] == "result"]
+    assert seed["spent_device_seconds"] <= 16 + 2 * max(steps)
