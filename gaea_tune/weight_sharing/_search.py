@@ -137,23 +137,11 @@ def _is_real(value: Any) -> bool:
 
 def resolve_space(space: Any) -> Any:
     """A search space object from its name (``"nb201"`` / ``"darts"``) or the object itself."""
-    if not isinstance(space, str):
-        return space
-    try:
-        from search_spaces import get_space  # type: ignore[attr-defined]
-    except ImportError:
-        get_space = None
-    if get_space is not None:
+    if isinstance(space, str):
+        from search_spaces import get_space
+
         return get_space(space)
-    if space == "nb201":
-        from search_spaces.nb201._space import NB201Space
-
-        return NB201Space()
-    if space == "darts":
-        from search_spaces.darts import DartsSpace  # type: ignore[attr-defined]
-
-        return DartsSpace()
-    raise ValueError(f"unknown search space {space!r}; allowed: nb201, darts")
+    return space
 
 
 class SupernetSearch:
