@@ -33,6 +33,15 @@ def splits():
     return load_splits(**DATASET)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Two OpenMP threads on two busy cores can be 100x slower than one for these tiny networks.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _training(splits, epochs=2):
     network = seeded_network(NB201Space(), NB201Space().parse(CELL), 4, 1, splits.num_classes, 3)
     return StandaloneTraining(network, splits, epochs=epochs, batch_size=32, seed=3)

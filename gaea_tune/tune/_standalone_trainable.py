@@ -15,6 +15,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -92,7 +93,7 @@ def standalone_trainable(config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = torch.load(
-                os.path.join(folder, _CHECKPOINT_FILE), map_location=device, weights_only=False
+                os.path.join(folder, _CHECKPOINT_FILE), map_location=device, weights_only=True
             )
         training.load_state_dict(state["training"])
         spent_before = float(state["device_seconds"])
@@ -110,6 +111,7 @@ def standalone_trainable(config: dict[str, Any]) -> None:
             "device_kind": device_kind,
             "genotype": text,
             "resumes": resumes,
+            "node_id": ray.get_runtime_context().get_node_id(),
             **metrics,
             **monitors,
         }
