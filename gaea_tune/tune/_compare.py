@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from gaea_tune.budget import device_count
 from gaea_tune.config import ConfigError, ExperimentConfig, MethodConfig
-from gaea_tune.tracking import Tracker, default_tracking
+from gaea_tune.tracking import Tracker, check_reachable, default_tracking
 from gaea_tune.tune._budget import BudgetCallback, BudgetedSearcher, BudgetState, BudgetStopper
 from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
 from gaea_tune.tune._outcome import ground_truth_column, incumbent_curve, nb201_ground_truth
@@ -268,6 +268,12 @@ def check_cluster_resources(config: ExperimentConfig, cluster: dict[str, float])
             )
 
 
+def _connect(address: str | None) -> None:
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+
+
 def _load_or_create_state(workdir: Path, resume: bool) -> dict[str, Any]:
     path = workdir / STATE_FILE
     if resume:
@@ -294,8 +300,12 @@ def compare(
         check_cluster_resources(config, {"GPU": _local_gpu_count(), "CPU": os.cpu_count() or 1})
     state = _load_or_create_state(workdir, resume)
     tracking_uri, artifact_location = _tracking_settings(config, workdir)
+    check_reachable(tracking_uri)
+    if config.mode == "live":
+        _connect(address)
+        check_cluster_resources(config, ray.cluster_resources())
     workdir.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker(tracking_uri, config.name, artifact_location)  # fails fast if unreachable
+    tracker = Tracker(tracking_uri, config.name, artifact_location)
     parent_key = run_key(config.name, state["invocation"], "compare")
     parent_run_id = tracker.start_run(
         name=f"compare-{state['invocation']}", key=parent_key, tags={"gaea.level": "comparison"}
@@ -331,10 +341,6 @@ def _run_live(
     resume: bool,
     progress: Any,
 ) -> list[dict[str, Any]]:
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    check_cluster_resources(config, ray.cluster_resources())
     storage = config.storage_path or str(workdir / "ray")
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())

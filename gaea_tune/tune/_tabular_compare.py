@@ -6,7 +6,7 @@ from typing import Any
 
 from gaea_tune.config import ExperimentConfig
 from gaea_tune.tracking import Tracker
-from gaea_tune.tune._compare import _log_outcome, run_key
+from gaea_tune.tune._compare import _connect, _log_outcome, run_key
 from gaea_tune.tune._outcome import nb201_ground_truth
 
 
@@ -18,13 +18,9 @@ def run_tabular(
     address: str | None,
 ) -> list[dict[str, Any]]:
     """Every method x seed as a simulated search; each a child run of the comparison."""
-    import ray
-
     from gaea_tune.tune._tabular import run_seeds
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
+    _connect(address)
 
     dataset = config.dataset["name"]
     primary = {"cifar10": "cifar10_test_200", "cifar100": "cifar100_test_200",
