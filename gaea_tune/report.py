@@ -151,14 +151,14 @@ def markdown_table(summary: dict[str, Any]) -> str:
     column = summary.get("ground_truth_column") or "ground truth"
     kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
     lines = [
-        f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | seeds |",
-        "|---:|---|---|---:|---:|---:|---:|",
+        f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | failed | seeds |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in _rows(summary):
         accuracy = "n/a" if row["mean"] is None else f"{row['mean']:.2f} +- {row['std']:.2f}"
         lines.append(
             f"| {row['rank'] or '-'} | {row['method']} | {row['family']} | {accuracy} | "
-            f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['seeds']} |"
+            f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['failed']} | {row['seeds']} |"
         )
     for failure in summary.get("failed_methods", []):
         lines.append(f"\nfailed: {failure['run']}: {failure['reason']}")

@@ -57,7 +57,7 @@ def test_report_from_mlflow(tmp_path):
     on_disk = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert on_disk["mlflow"]["parent_run_id"] == parent
     table = markdown_table(summary)
-    assert "| 1 | good | weight-sharing | 94.10 +- 0.10 |" in table
+    assert "| 1 | good | weight-sharing | 94.10 +- 0.10 | 0.0278 | 3.0 | 0 | 3 |" in table
     for name in ("incumbent_vs_device_hours.png", "entropy.png", "results.csv"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     attached = {f.path for f in tracker.client.list_artifacts(parent, "report")}
