@@ -26,7 +26,7 @@ def test_standalone_network_loss_falls_on_the_bundled_subset():
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
     finally:
         torch.set_num_threads(threads)
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
