@@ -45,18 +45,22 @@ _COMMON: dict[str, _Spec] = {
 }
 _WEIGHT_SHARING: dict[str, _Spec] = {
     **_COMMON,
+    "eval_batch_size": (int, 1, 65_536),
     "lr_min": (float, 0.0, 10.0),
     "momentum": (float, 0.0, 0.999),
     "grad_clip": (float, 0.0, 1e6),
     "arch_lr": (float, 1e-8, 100.0),
     "arch_weight_decay": (float, 0.0, 1.0),
     "formulation": (str, ("erm", "bilevel")),
+    "erm_joint": (bool,),
     "exclude_none": (bool,),
     "partial_k": (int, 1, 16),
     "tau_max": (float, 1e-3, 100.0),
     "tau_min": (float, 1e-3, 100.0),
-    "candidates": (int, 1, 100_000),
-    "average_genotype": (bool,),
+    "rsws_candidates": (int, 1, 100_000),
+    "genotype_from": (str, ("current", "epoch_mean")),
+    "amp": (bool,),
+    "channels_last": (bool,),
 }
 _STANDALONE: dict[str, _Spec] = {
     **_COMMON,

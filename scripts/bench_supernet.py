@@ -37,6 +37,8 @@ def _worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     setting = SETTINGS[args.setting]
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     bs, res = setting["batch_size"], setting["resolution"]
     g = torch.Generator().manual_seed(0)
     n = bs * 4

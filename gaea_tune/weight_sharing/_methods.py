@@ -102,7 +102,9 @@ class ArchParameters:
                 groups = [list(g) for g in edge_groups[cell]]
                 covered = sorted(e for g in groups for e in g)
                 if covered != list(range(self.shapes[cell][0])):
-                    raise ValueError(f"edge groups of {cell!r} must cover every edge once: {groups}")
+                    raise ValueError(
+                        f"edge groups of {cell!r} must cover every edge once: {groups}"
+                    )
                 self.groups[cell] = groups
                 self.betas[cell] = [self._init((len(g),), generator) for g in groups]
 

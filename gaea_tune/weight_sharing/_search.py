@@ -93,7 +93,9 @@ class SearchOptions:
         if self.arch_weight_decay is not None and not (
             _is_real(self.arch_weight_decay) and self.arch_weight_decay >= 0
         ):
-            raise ValueError(f"arch_weight_decay must be >= 0 or null, got {self.arch_weight_decay!r}")
+            raise ValueError(
+                f"arch_weight_decay must be >= 0 or null, got {self.arch_weight_decay!r}"
+            )
         if self.formulation not in FORMULATIONS:
             raise ValueError(
                 f"formulation must be one of {', '.join(FORMULATIONS)}, got {self.formulation!r}"
@@ -103,7 +105,9 @@ class SearchOptions:
                 f"genotype_from must be one of {', '.join(GENOTYPE_FROM)}, got {self.genotype_from!r}"
             )
         if self.partial_k is not None and (
-            isinstance(self.partial_k, bool) or not isinstance(self.partial_k, int) or self.partial_k < 1
+            isinstance(self.partial_k, bool)
+            or not isinstance(self.partial_k, int)
+            or self.partial_k < 1
         ):
             raise ValueError(f"partial_k must be a positive int or null, got {self.partial_k!r}")
         if self.tau_min > self.tau_max:
@@ -119,7 +123,9 @@ class SearchOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown search options {unknown}; allowed: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown search options {unknown}; allowed: {', '.join(sorted(known))}"
+            )
         values = dict(values)
         for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "arch_lr",
                      "arch_weight_decay", "tau_max", "tau_min"):  # fmt: skip
@@ -211,7 +217,9 @@ class SupernetSearch:
         self.arch_opt: torch.optim.Optimizer | None = None
         if self.method.has_arch:
             groups = self.space.edge_groups() if self.method.edge_betas else None
-            self.arch = ArchParameters(self.method, self.shapes, groups, self.generator, self.device)
+            self.arch = ArchParameters(
+                self.method, self.shapes, groups, self.generator, self.device
+            )
             arch_lr = options.arch_lr if options.arch_lr is not None else self.method.arch_lr
             self.arch_opt = self.arch.make_optimizer(arch_lr, options.arch_weight_decay)
         self.weight_opt = torch.optim.SGD(
@@ -228,6 +236,7 @@ class SupernetSearch:
         self._mean: dict[str, torch.Tensor] | None = None
         self._mean_count = 0
         self._rsws_best: dict[str, Any] | None = None
+        self._finite: torch.Tensor | None = None
         # columns RS-WS samples from (never ``none``)
         self._sample_columns = [k for k, op in enumerate(self.ops) if op != "none"]
 
@@ -291,13 +300,26 @@ class SupernetSearch:
         with self._autocast():
             logits = self.model(x, weights, mode, edges)
         loss = F.cross_entropy(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{self.method.name} search diverged: non-finite {what} loss {loss.item()!r} at "
-                f"epoch {self.epoch + 1} (lr={self.options.lr}, arch_lr={self.options.arch_lr}); "
-                "lower the learning rates or disable mixed precision"
-            )
+        if self.device.type == "cpu":
+            if not torch.isfinite(loss):
+                self._diverged(what, float(loss.detach()))
+        else:  # no host sync per step on accelerators: checked every few steps by run_epoch
+            finite = torch.isfinite(loss.detach())
+            self._finite = finite if self._finite is None else self._finite & finite
         return logits, loss
+
+    def _diverged(self, what: str, value: float | None = None) -> None:
+        shown = "" if value is None else f" {value!r}"
+        raise FloatingPointError(
+            f"{self.method.name} search diverged: non-finite {what} loss{shown} in epoch "
+            f"{self.epoch + 1} (lr={self.options.lr}, arch_lr={self.options.arch_lr}); lower the "
+            "learning rates or disable mixed precision"
+        )
+
+    def _check_finite(self) -> None:
+        if self._finite is not None and not bool(self._finite):
+            self._diverged("training or architecture")
+        self._finite = None
 
     def _tau(self) -> float | None:
         if not self.method.gumbel:
@@ -376,9 +398,9 @@ class SupernetSearch:
         self.scaler.update()
         return logits.detach(), loss.detach()
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, tau: float | None = None) -> tuple[
-        torch.Tensor, torch.Tensor
-    ]:
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, tau: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One search step on a training batch: architecture step, then weight step."""
         x, y = self._prep(x, y)
         joint = False
@@ -418,14 +440,17 @@ class SupernetSearch:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
-        for x, y in self.train_loader:
+        for step, (x, y) in enumerate(self.train_loader, start=1):
             logits, loss = self.train_step(x, y, tau)
+            if step % 50 == 0:
+                self._check_finite()
             y = y.to(self.device)
             loss_sum += loss.double() * y.shape[0]
             correct += (logits.argmax(dim=1) == y).sum()
             seen += int(y.shape[0])
         if seen == 0:
             raise ValueError("the training loader yielded no batches")
+        self._check_finite()
         self.scheduler.step()
         self.epoch += 1
         if self.arch is None:
@@ -482,7 +507,9 @@ class SupernetSearch:
         self._rsws_best = {
             "acc": best["acc"],
             "weights": {c: t.cpu() for c, t in best["weights"].items()},
-            "edges": None if best["edges"] is None else {c: t.cpu() for c, t in best["edges"].items()},
+            "edges": None
+            if best["edges"] is None
+            else {c: t.cpu() for c, t in best["edges"].items()},
         }
         return float(best["acc"])
 
@@ -494,8 +521,9 @@ class SupernetSearch:
         if self.arch is None:
             k = len(self._sample_columns)
             return {
-                c: torch.tensor([1.0 / k if j in self._sample_columns else 0.0 for j in range(n)])
-                .repeat(e, 1)
+                c: torch.tensor(
+                    [1.0 / k if j in self._sample_columns else 0.0 for j in range(n)]
+                ).repeat(e, 1)
                 for c, (e, n) in self.shapes.items()
             }
         return {c: p.detach().float().clone() for c, p in self.arch.probs().items()}
@@ -507,9 +535,7 @@ class SupernetSearch:
         edges = self.arch.edge_weights()
         edges = None if edges is None else {c: t.detach().float() for c, t in edges.items()}
         if self.method.mode == "hard":  # the argmax op of every edge, unscaled
-            probs = {
-                c: F.one_hot(p.argmax(dim=1), p.shape[1]).float() for c, p in probs.items()
-            }
+            probs = {c: F.one_hot(p.argmax(dim=1), p.shape[1]).float() for c, p in probs.items()}
         return probs, edges
 
     def entropy(self) -> float:
@@ -532,16 +558,22 @@ class SupernetSearch:
         return [edges[c].detach().cpu().double().tolist() for c in self.cell_types]
 
     @torch.no_grad()
-    def genotype(self) -> Any:
-        """The discrete architecture the search currently points at."""
+    def genotype(self, source: str | None = None) -> Any:
+        """The discrete architecture the search currently points at; ``source`` overrides
+        ``options.genotype_from`` ("current" | "epoch_mean")."""
+        source = self.options.genotype_from if source is None else source
+        if source not in GENOTYPE_FROM:
+            raise ValueError(f"source must be one of {', '.join(GENOTYPE_FROM)}, got {source!r}")
         if self.arch is None:
             if self._rsws_best is None:
                 raise RuntimeError("RS-WS has no ranked candidate before its first epoch")
             weights = dict(self._rsws_best["weights"])
             edges = self._rsws_best["edges"]
         else:
-            use_mean = self.options.genotype_from == "epoch_mean" and self._mean is not None
-            weights = {c: t.cpu() for c, t in (self._mean if use_mean else self._eval_probs()).items()}
+            use_mean = source == "epoch_mean" and self._mean is not None
+            weights = {
+                c: t.cpu() for c, t in (self._mean if use_mean else self._eval_probs()).items()
+            }
             edges = self.arch.edge_weights()
         if edges is not None:  # PC-DARTS parses alpha x beta
             weights = {c: w * edges[c].detach().float().cpu()[:, None] for c, w in weights.items()}

@@ -1,0 +1,192 @@
+"""The weight-sharing search as a Ray Tune function trainable: one trial = one search.
+
+Config keys: ``space`` ("nb201" | "darts"), ``method`` (see
+:data:`gaea_tune.weight_sharing.METHODS`), ``dataset`` (keyword arguments of
+:func:`gaea_tune.data.load_splits`), ``seed``, ``resources`` (``{"gpu": g, "cpu": c}``), optional
+``budget_device_seconds`` (stop after the epoch that reaches it), and every field of
+:class:`gaea_tune.weight_sharing.SearchOptions` (``C``, ``N``, ``epochs``, ``arch_lr``, ``lr``,
+``batch_size``, ``formulation``, ...). Unknown keys are an error.
+
+Every epoch reports the search's metrics plus ``device_seconds`` (cumulative wall seconds of the
+trial's work x the devices it holds, continued across resumes) and ``device_kind``, on NB201 the
+genotype's table accuracies as ``nb201_<column>`` monitors (never used for a decision), and
+saves a checkpoint from which the trial resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from gaea_tune.budget import device_count
+from gaea_tune.weight_sharing import SearchOptions, SupernetSearch, get_method
+
+TRAINABLE_KEYS = ("space", "method", "dataset", "seed", "resources", "budget_device_seconds")
+NB201_MONITORS = (
+    "cifar10_test_200",
+    "cifar10_valid_val_200",
+    "cifar100_test_200",
+    "imagenet16_test_200",
+)
+CHECKPOINT_FILE = "search.pt"
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], SearchOptions]:
+    """Validate a trainable config: (trainable keys with defaults, search options)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"the trainable config must be a dict, got {type(config).__name__}")
+    for key in ("space", "method"):
+        if key not in config:
+            raise ValueError(f"the supernet trainable needs {key!r} in its config")
+    if config["space"] not in ("nb201", "darts"):
+        raise ValueError(f"space must be 'nb201' or 'darts', got {config['space']!r}")
+    get_method(config["method"])
+    dataset = config.get("dataset", {"name": "cifar10-subset"})
+    if not isinstance(dataset, dict) or "name" not in dataset:
+        raise ValueError(
+            f"dataset must be a dict of load_splits arguments with 'name', got {dataset!r}"
+        )
+    seed = config.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    resources = config.get("resources", {"gpu": 0, "cpu": 1})
+    if not isinstance(resources, dict) or set(resources) - {"gpu", "cpu"}:
+        raise ValueError(f"resources must be a dict with keys gpu/cpu, got {resources!r}")
+    gpu, cpu = float(resources.get("gpu", 0)), float(resources.get("cpu", 1))
+    device_count(gpu, cpu)  # validates
+    budget = config.get("budget_device_seconds")
+    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
+        raise ValueError(f"budget_device_seconds must be a positive number, got {budget!r}")
+    options = SearchOptions.from_dict({k: v for k, v in config.items() if k not in TRAINABLE_KEYS})
+    base = {
+        "space": config["space"],
+        "method": config["method"],
+        "dataset": dict(dataset),
+        "seed": seed,
+        "gpu": gpu,
+        "cpu": cpu,
+        "budget_device_seconds": budget,
+    }
+    return base, options
+
+
+def nb201_monitors(genotype: Any) -> dict[str, float]:
+    """The NB201 table's accuracies of ``genotype`` (monitors, never search signals)."""
+    from gaea_tune.nb201_table import load_table
+
+    table = load_table()
+    return {f"nb201_{c}": table.lookup(genotype, c) for c in NB201_MONITORS}
+
+
+def supernet_trainable(config: dict[str, Any]) -> None:
+    """Run one weight-sharing search, reporting (and checkpointing) after every epoch."""
+    started = time.perf_counter()
+    base, options = split_config(config)
+    from gaea_tune.data import load_splits
+
+    count, kind = device_count(base["gpu"], base["cpu"])
+    use_cuda = base["gpu"] > 0 and torch.cuda.is_available()
+    device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
+    if not use_cuda and base["cpu"] >= 1:
+        torch.set_num_threads(max(1, int(base["cpu"])))
+    if use_cuda:
+        torch.backends.cudnn.benchmark = True
+    splits = load_splits(**base["dataset"])
+    search = SupernetSearch.from_splits(
+        base["space"], base["method"], options, splits, device=device, seed=base["seed"]
+    )
+    device_seconds = 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(
+                Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True
+            )
+        search.load_state_dict(state["search"])
+        device_seconds = float(state["device_seconds"])
+    mark = started
+    while search.epoch < options.epochs:
+        metrics = search.run_epoch()
+        if not math.isfinite(metrics["train_loss"]):
+            raise FloatingPointError(f"non-finite training loss at epoch {metrics['epoch']}")
+        if base["space"] == "nb201":
+            metrics.update(nb201_monitors(metrics["genotype"]))
+        edges = search.edge_weights()
+        if edges is not None:
+            metrics["edge_weights"] = edges
+        with tempfile.TemporaryDirectory(prefix="gaea-ckpt-") as folder:
+            now = time.perf_counter()
+            device_seconds += (now - mark) * count
+            mark = now
+            torch.save(
+                {"search": search.state_dict(), "device_seconds": device_seconds},
+                os.path.join(folder, CHECKPOINT_FILE),
+            )
+            metrics.update(device_seconds=device_seconds, device_kind=kind, device=str(device))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        mark = time.perf_counter()  # the report itself (Ray's checkpoint copy) is not charged
+        budget = base["budget_device_seconds"]
+        if budget is not None and device_seconds >= budget:
+            break
+
+
+class _History(tune.Callback):
+    """Keeps every result of the (single) trial, for the final artifacts."""
+
+    def __init__(self) -> None:
+        self.results: list[dict[str, Any]] = []
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        self.results.append(dict(result))
+
+
+def run_search(
+    config: dict[str, Any],
+    storage_path: str,
+    name: str,
+    callbacks: list[Any] | None = None,
+    max_failures: int = 1,
+) -> list[dict[str, Any]]:
+    """Run ONE supernet search as a Ray Tune trial; returns its per-epoch results.
+
+    Raises ``RuntimeError`` with the trial's error when the trial fails for good.
+    """
+    import ray
+
+    base, _ = split_config(config)  # fail fast, before Ray starts
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    history = _History()
+    resources = {"cpu": base["cpu"], "gpu": base["gpu"]}
+    tuner = tune.Tuner(
+        tune.with_resources(supernet_trainable, resources),
+        param_space=config,
+        tune_config=tune.TuneConfig(metric="search_signal", mode="max", num_samples=1),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=os.path.abspath(storage_path),
+            callbacks=[history, *(callbacks or [])],
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            verbose=0,
+        ),
+    )
+    grid = tuner.fit()
+    result = grid[0]
+    if result.error is not None:
+        lines = [ln for ln in str(result.error).strip().splitlines() if ln.strip()]
+        raise RuntimeError(f"the search trial failed: {lines[-1] if lines else result.error}")
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for item in history.results:  # a retried trial reports some epochs twice: keep the last
+        if "epoch" in item:
+            by_epoch[int(item["epoch"])] = item
+    return [by_epoch[e] for e in sorted(by_epoch)]
