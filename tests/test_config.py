@@ -142,9 +142,11 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_shipped_comparison_configs_validate():
-    """Every comparison config (a file with a top-level ``name``) in tune_configs/ is valid."""
+    """Every comparison config (``name`` and ``budget`` at the top) in tune_configs/ is valid."""
     folder = Path(__file__).resolve().parent.parent / "tune_configs"
-    files = [f for f in sorted(folder.glob("*.yaml")) if "name" in yaml.safe_load(f.read_text())]
+    files = [
+        f for f in sorted(folder.glob("*.yaml")) if {"name", "budget"} <= set(yaml.safe_load(f.read_text()))
+    ]
     assert {f.name for f in files} >= {"quickstart.yaml", "nb201_cifar10.yaml", "darts_cifar10.yaml"}
     for file in files:
         raw = yaml.safe_load(file.read_text())
