@@ -46,7 +46,8 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
             continue
         outcome = tracker.download_json(run.info.run_id, "outcome.json")
         entry = methods.setdefault(
-            outcome["label"], {"family": outcome["family"], "method": outcome["method"], "seeds": []}
+            outcome["label"],
+            {"family": outcome["family"], "method": outcome["method"], "seeds": []},
         )
         entry["seeds"].append(
             {
@@ -72,7 +73,9 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         values = [_primary_value(s) for s in entry["seeds"]]
         values = [v for v in values if v is not None]
         entry["mean"] = float(np.mean(values)) if values else None
-        entry["std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+        entry["std"] = (
+            float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+        )
         for seed in entry["seeds"]:
             if seed["ground_truth"]:
                 primary = primary or next(iter(seed["ground_truth"]))
@@ -213,7 +216,9 @@ def _plot_incumbents(summary: dict[str, Any], path: Path) -> None:
     column = summary.get("ground_truth_column") or "incumbent search signal"
     axes.set_xlabel(f"{kind}-hours spent (budget {budget_hours:.3g} per method)")
     axes.set_ylabel(column)
-    axes.set_title(f"{summary['experiment']}: incumbent vs {kind}-hours (band: seed min-max)", fontsize=10)
+    axes.set_title(
+        f"{summary['experiment']}: incumbent vs {kind}-hours (band: seed min-max)", fontsize=10
+    )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -32,7 +32,12 @@ def _config(tmp_path, **resources):
         {
             "name": "two-nodes",
             "space": {"name": "nb201", "C": 4, "N": 1},
-            "dataset": {"name": "cifar10-subset", "resolution": 16, "max_train": 256, "max_valid": 128},
+            "dataset": {
+                "name": "cifar10-subset",
+                "resolution": 16,
+                "max_train": 256,
+                "max_valid": 128,
+            },
             "budget": {"device_seconds": 10},
             "seeds": [0],
             "resources": {"gpu": 0, "cpu": 1, **resources},
@@ -56,6 +61,8 @@ def test_trials_spread_over_both_nodes(two_nodes, tmp_path):
 
 
 def test_more_gpus_than_the_cluster_has_is_refused(two_nodes, tmp_path):
-    with pytest.raises(ConfigError, match=r"resources.gpu: 1 per trial but the Ray cluster has 0 GPUs"):
+    with pytest.raises(
+        ConfigError, match=r"resources.gpu: 1 per trial but the Ray cluster has 0 GPUs"
+    ):
         compare(_config(tmp_path, gpu=1), address=two_nodes.address, progress=lambda t: None)
     assert not (tmp_path / "out").exists()

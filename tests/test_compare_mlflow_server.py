@@ -45,7 +45,9 @@ def mlflow_server(tmp_path_factory):
             time.sleep(0.5)
     else:
         process.kill()
-        pytest.fail(f"mlflow server did not answer /health: {(folder / 'server.log').read_text()[-2000:]}")
+        pytest.fail(
+            f"mlflow server did not answer /health: {(folder / 'server.log').read_text()[-2000:]}"
+        )
     yield url
     process.terminate()
     process.wait(timeout=30)
@@ -89,7 +91,9 @@ def test_parent_method_trial_tree(mlflow_server, tmp_path, ray_local):
     summary = write_report(Tracker(mlflow_server, config.name), Path(result["workdir"]) / "report",
                            result["parent_run_id"])  # fmt: skip
     experiment_id = result["experiment_id"]
-    runs = _api(mlflow_server, "runs/search", {"experiment_ids": [experiment_id], "max_results": 1000})["runs"]
+    runs = _api(
+        mlflow_server, "runs/search", {"experiment_ids": [experiment_id], "max_results": 1000}
+    )["runs"]
     by_id = {r["info"]["run_id"]: r for r in runs}
     parent = by_id[result["parent_run_id"]]
     assert _tags(parent)["gaea.level"] == "comparison"
@@ -101,7 +105,9 @@ def test_parent_method_trial_tree(mlflow_server, tmp_path, ray_local):
         assert 0 < metrics["spent_device_seconds"]
         assert metrics["trials"] >= 1
         assert "ground_truth.cifar10_test_200" in metrics
-        trials = [r for r in runs if _tags(r).get("mlflow.parentRunId") == method_run["info"]["run_id"]]
+        trials = [
+            r for r in runs if _tags(r).get("mlflow.parentRunId") == method_run["info"]["run_id"]
+        ]
         assert len(trials) == metrics["trials"]
         trial_metrics = _metrics(trials[0])
         assert {"search_signal", "device_seconds", "train_loss"} <= set(trial_metrics)
@@ -111,11 +117,15 @@ def test_parent_method_trial_tree(mlflow_server, tmp_path, ray_local):
         files = _api(mlflow_server, f"artifacts/list?run_id={method_run['info']['run_id']}")
         assert "outcome.json" in {f["path"] for f in files["files"]}
     weight_sharing = next(r for r in methods if _tags(r)["gaea.method"] == "gaea-darts")
-    ws_trial = next(r for r in runs if _tags(r).get("mlflow.parentRunId") == weight_sharing["info"]["run_id"])
+    ws_trial = next(
+        r for r in runs if _tags(r).get("mlflow.parentRunId") == weight_sharing["info"]["run_id"]
+    )
     assert "entropy" in _metrics(ws_trial)
     assert _tags(ws_trial)["genotype"].startswith("|")
     report = _api(mlflow_server, f"artifacts/list?run_id={result['parent_run_id']}&path=report")
-    assert {"report/summary.json", "report/incumbent_vs_device_hours.png"} <= {f["path"] for f in report["files"]}
+    assert {"report/summary.json", "report/incumbent_vs_device_hours.png"} <= {
+        f["path"] for f in report["files"]
+    }
     assert set(summary["methods"]) == {"gaea-darts", "random"}
     for entry in summary["methods"].values():
         for seed in entry["seeds"]:

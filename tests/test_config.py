@@ -56,15 +56,35 @@ BAD_INPUTS = [
     ("space C zero", _with("space.C", 0), ["space.C", "0", "1 <= C <= 1024"]),
     ("space N float", _with("space.N", 1.5), ["space.N", "expected an integer", "1.5"]),
     ("space unknown key", _with("space.cells", 3), ["space: unknown key 'cells'"]),
-    ("unknown dataset", _with("dataset.name", "cifar11"), ["dataset.name", "'cifar11'", "did you mean"]),
+    (
+        "unknown dataset",
+        _with("dataset.name", "cifar11"),
+        ["dataset.name", "'cifar11'", "did you mean"],
+    ),
     ("dataset missing root", _with("dataset.name", "cifar100"), ["dataset.root", "download: true"]),
-    ("dataset download not bool", _with("dataset.download", "yes"), ["dataset.download", "true or false"]),
-    ("dataset resolution", _with("dataset.resolution", 3), ["dataset.resolution", "3", "8 <= resolution"]),
+    (
+        "dataset download not bool",
+        _with("dataset.download", "yes"),
+        ["dataset.download", "true or false"],
+    ),
+    (
+        "dataset resolution",
+        _with("dataset.resolution", 3),
+        ["dataset.resolution", "3", "8 <= resolution"],
+    ),
     ("dataset unknown key", _with("dataset.split", "x"), ["dataset: unknown key 'split'"]),
     ("budget missing", _with("budget", _DELETE), ["budget:", "device_hours"]),
-    ("budget negative", _with("budget", {"device_hours": -1}), ["budget.device_hours", "-1", "positive"]),
+    (
+        "budget negative",
+        _with("budget", {"device_hours": -1}),
+        ["budget.device_hours", "-1", "positive"],
+    ),
     ("budget zero", _with("budget", {"device_seconds": 0}), ["budget.device_seconds", "positive"]),
-    ("budget inf", _with("budget", {"device_seconds": float("inf")}), ["budget.device_seconds", "inf"]),
+    (
+        "budget inf",
+        _with("budget", {"device_seconds": float("inf")}),
+        ["budget.device_seconds", "inf"],
+    ),
     ("budget tiny", _with("budget", {"device_hours": 1e-6}), ["under one device-second"]),
     ("budget both", _with("budget", {"device_hours": 1, "device_seconds": 5}), ["exactly one"]),
     ("budget unknown unit", _with("budget", {"gpu_hours": 1}), ["unknown key 'gpu_hours'"]),
@@ -72,24 +92,76 @@ BAD_INPUTS = [
     ("seeds empty", _with("seeds", []), ["seeds:", "non-empty"]),
     ("seeds duplicate", _with("seeds", [1, 1]), ["seeds:", "duplicates"]),
     ("seeds count zero", _with("seeds", 0), ["seeds:", "[1, 10000]"]),
-    ("unknown method", _with("methods", {"gaea-dart": {}}), ["methods", "'gaea-dart'", "did you mean 'gaea-darts'"]),
-    ("method unknown option", _with("methods.random.lrr", 0.1), ["methods.random: unknown key 'lrr'", "did you mean 'lr'"]),
-    ("arch lr negative", _with("methods.gaea-darts.arch_lr", -0.1), ["methods.gaea-darts.arch_lr", "-0.1"]),
+    (
+        "unknown method",
+        _with("methods", {"gaea-dart": {}}),
+        ["methods", "'gaea-dart'", "did you mean 'gaea-darts'"],
+    ),
+    (
+        "method unknown option",
+        _with("methods.random.lrr", 0.1),
+        ["methods.random: unknown key 'lrr'", "did you mean 'lr'"],
+    ),
+    (
+        "arch lr negative",
+        _with("methods.gaea-darts.arch_lr", -0.1),
+        ["methods.gaea-darts.arch_lr", "-0.1"],
+    ),
     ("lr too big", _with("methods.random.lr", 100.0), ["methods.random.lr", "100.0", "lr <= 10.0"]),
-    ("epochs zero", _with("methods.random.epochs", 0), ["methods.random.epochs", "0", "1 <= epochs"]),
-    ("epochs string", _with("methods.random.epochs", "ten"), ["methods.random.epochs", "expected a number", "'ten'"]),
-    ("formulation", _with("methods.gaea-darts.formulation", "trilevel"), ["formulation", "'trilevel'", "erm, bilevel"]),
-    ("rea sample > population", _with("methods.rea.sample_size", 5), ["sample_size <= population_size", "sample_size=5"]),
+    (
+        "epochs zero",
+        _with("methods.random.epochs", 0),
+        ["methods.random.epochs", "0", "1 <= epochs"],
+    ),
+    (
+        "epochs string",
+        _with("methods.random.epochs", "ten"),
+        ["methods.random.epochs", "expected a number", "'ten'"],
+    ),
+    (
+        "formulation",
+        _with("methods.gaea-darts.formulation", "trilevel"),
+        ["formulation", "'trilevel'", "erm, bilevel"],
+    ),
+    (
+        "rea sample > population",
+        _with("methods.rea.sample_size", 5),
+        ["sample_size <= population_size", "sample_size=5"],
+    ),
     ("methods empty", _with("methods", {}), ["methods:", "non-empty"]),
-    ("alias of unknown method", _with("methods", {"mine": {"method": "enas"}}), ["methods.mine.method", "'enas'"]),
+    (
+        "alias of unknown method",
+        _with("methods", {"mine": {"method": "enas"}}),
+        ["methods.mine.method", "'enas'"],
+    ),
     ("gpu negative", _with("resources.gpu", -1), ["resources.gpu", "-1"]),
     ("no resources", _with("resources", {"gpu": 0, "cpu": 0}), ["resources:", "gpu=0, cpu=0"]),
-    ("tabular darts", {**_with("mode", "tabular"), "space": {"name": "darts"}}, ["tabular mode needs 'nb201'"]),
-    ("tabular subset", _with("mode", "tabular"), ["dataset.name", "'cifar10-subset'", "cifar10, cifar100"]),
-    ("tabular weight-sharing", {**_with("mode", "tabular"), "dataset": {"name": "cifar10"}}, ["methods", "'gaea-darts'"]),
-    ("tracking uri scheme", _with("tracking_uri", "ftp://x"), ["tracking_uri", "'ftp://x'", "sqlite:///"]),
+    (
+        "tabular darts",
+        {**_with("mode", "tabular"), "space": {"name": "darts"}},
+        ["tabular mode needs 'nb201'"],
+    ),
+    (
+        "tabular subset",
+        _with("mode", "tabular"),
+        ["dataset.name", "'cifar10-subset'", "cifar10, cifar100"],
+    ),
+    (
+        "tabular weight-sharing",
+        {**_with("mode", "tabular"), "dataset": {"name": "cifar10"}},
+        ["methods", "'gaea-darts'"],
+    ),
+    (
+        "tracking uri scheme",
+        _with("tracking_uri", "ftp://x"),
+        ["tracking_uri", "'ftp://x'", "sqlite:///"],
+    ),
     ("max failures", _with("max_failures", -2), ["max_failures", "-2"]),
-    ("final retrain key", _with("final_retrain", {"epoch": 3}), ["final_retrain: unknown key 'epoch'", "did you mean 'epochs'"]),
+    (
+        "final retrain key",
+        _with("final_retrain", {"epoch": 3}),
+        ["final_retrain: unknown key 'epoch'", "did you mean 'epochs'"],
+    ),
     ("unwritable output", _with("output_dir", "/proc/gaea-out"), ["output_dir", "not writable"]),
     ("output under a file", _with("output_dir", __file__ + "/out"), ["output_dir", "not writable"]),
 ]
@@ -123,7 +195,9 @@ def test_valid_config_parses_with_defaults(tmp_path):
 
 
 def test_overrides_parse_yaml_scalars_never_code():
-    raw = apply_overrides(VALID, ["budget.device_seconds=12.5", "space.C=8", "name=__import__('os')"])
+    raw = apply_overrides(
+        VALID, ["budget.device_seconds=12.5", "space.C=8", "name=__import__('os')"]
+    )
     assert raw["budget"]["device_seconds"] == 12.5
     assert raw["space"]["C"] == 8
     with pytest.raises(ConfigError, match="name:"):
@@ -145,12 +219,21 @@ def test_shipped_comparison_configs_validate():
     """Every comparison config (``name`` and ``budget`` at the top) in tune_configs/ is valid."""
     folder = Path(__file__).resolve().parent.parent / "tune_configs"
     files = [
-        f for f in sorted(folder.glob("*.yaml")) if {"name", "budget"} <= set(yaml.safe_load(f.read_text()))
+        f
+        for f in sorted(folder.glob("*.yaml"))
+        if {"name", "budget"} <= set(yaml.safe_load(f.read_text()))
     ]
-    assert {f.name for f in files} >= {"quickstart.yaml", "nb201_cifar10.yaml", "darts_cifar10.yaml"}
+    assert {f.name for f in files} >= {
+        "quickstart.yaml",
+        "nb201_cifar10.yaml",
+        "darts_cifar10.yaml",
+    }
     for file in files:
         raw = yaml.safe_load(file.read_text())
-        if raw.get("dataset", {}).get("name") not in (None, "cifar10-subset") and raw.get("mode") != "tabular":
+        if (
+            raw.get("dataset", {}).get("name") not in (None, "cifar10-subset")
+            and raw.get("mode") != "tabular"
+        ):
             raw["dataset"]["download"] = True  # real datasets are fetched on demand
         parse_config(raw)
 

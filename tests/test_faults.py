@@ -59,7 +59,9 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local)
     config = parse_config(_raw(tmp_path))
     workdir = Path(config.output_dir).resolve()
     outcome: dict = {}
-    thread = threading.Thread(target=lambda: outcome.update(compare(config, progress=lambda t: None)))
+    thread = threading.Thread(
+        target=lambda: outcome.update(compare(config, progress=lambda t: None))
+    )
     thread.start()
     killed = None
     deadline = time.time() + 120
@@ -82,11 +84,15 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local)
     assert later, "the killed trial did not continue after the kill"
     spent = outcome["outcomes"][0]["spent_device_seconds"]
     steps = [e["trial_device_seconds"] for e in events if e["kind"] == "result"]
-    assert spent <= config.budget_device_seconds + max(steps) + sum(e["device_seconds"] for e in lost)
+    assert spent <= config.budget_device_seconds + max(steps) + sum(
+        e["device_seconds"] for e in lost
+    )
     trial_runs = _runs_by_level(config, workdir)["trial"]
     keys = [r.data.tags["gaea.trial_id"] for r in trial_runs]
     assert len(keys) == len(set(keys)), "a retried trial got a second MLflow run"
-    assert {r.info.status for r in trial_runs if r.data.tags["gaea.trial_id"] == trial_id} == {"FINISHED"}
+    assert {r.info.status for r in trial_runs if r.data.tags["gaea.trial_id"] == trial_id} == {
+        "FINISHED"
+    }
 
 
 def test_diverging_trials_fail_with_reason_and_comparison_continues(tmp_path, ray_local):
@@ -130,7 +136,9 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     before = len({e["trial_id"] for e in results})
     config = parse_config(raw)
     runs_before = _runs_by_level(config, workdir)
-    done = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=400)
+    done = subprocess.run(
+        [*command, "--resume"], env=env, capture_output=True, text=True, timeout=400
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((workdir / "report" / "summary.json").read_text())
     seed = summary["methods"]["random"]["seeds"][0]
@@ -140,5 +148,7 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     assert len(runs_after["method"]) == 1
     keys = [r.data.tags["gaea.trial_id"] for r in runs_after["trial"]]
     assert len(keys) == len(set(keys)) and len(keys) >= before
-    steps = [e["trial_device_seconds"] for e in _events(workdir, "random-seed0") if e["kind"] == "result"]
+    steps = [
+        e["trial_device_seconds"] for e in _events(workdir, "random-seed0") if e["kind"] == "result"
+    ]
     assert seed["spent_device_seconds"] <= 16 + 2 * max(steps)

@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(config.output_dir).expanduser().resolve()
     uri, artifacts = default_tracking(workdir)
     try:
-        tracker = Tracker(config.tracking_uri or uri, config.name, config.artifact_location or artifacts)
+        tracker = Tracker(
+            config.tracking_uri or uri, config.name, config.artifact_location or artifacts
+        )
         summary = write_report(tracker, Path(args.out or workdir / "report"), args.run_id)
     except (TrackingError, ValueError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)

@@ -29,7 +29,10 @@ def server_command(store: str, host: str, port: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     store = args.store or f"sqlite:///{Path('gaea-runs/quickstart/mlflow.db').resolve()}"
     if not 0 < args.port < 65536:
-        print(f"gaea-tune: error: --port: {args.port} is out of range; allowed: 1-65535", file=sys.stderr)
+        print(
+            f"gaea-tune: error: --port: {args.port} is out of range; allowed: 1-65535",
+            file=sys.stderr,
+        )
         return 2
     print(f"MLflow UI: http://{args.host}:{args.port}  (runs tree: #/experiments/<id>/runs)")
     command = server_command(store, args.host, args.port)

@@ -20,6 +20,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.file}: valid")
     print(f"  experiment {config.name!r}, mode {config.mode}, space {config.space}")
     print(f"  dataset {config.dataset['name']}, seeds {list(config.seeds)}")
-    print(f"  budget {config.budget_device_seconds:g} {config.device_kind}-seconds per method x seed")
+    print(
+        f"  budget {config.budget_device_seconds:g} {config.device_kind}-seconds per method x seed"
+    )
     print(f"  methods: {methods}")
     return 0

@@ -310,7 +310,9 @@ def compare(
     parent_run_id = tracker.start_run(
         name=f"compare-{state['invocation']}", key=parent_key, tags={"gaea.level": "comparison"}
     )
-    tracker.log_params(parent_run_id, {**config.raw, "budget_device_seconds": config.budget_device_seconds})
+    tracker.log_params(
+        parent_run_id, {**config.raw, "budget_device_seconds": config.budget_device_seconds}
+    )
     tracker.log_json(parent_run_id, config.raw, "config.json")
     state.update(parent_run_id=parent_run_id, experiment_id=tracker.experiment_id)
     (workdir / STATE_FILE).write_text(json.dumps(state, indent=1))
@@ -320,7 +322,9 @@ def compare(
 
         outcomes = run_tabular(config, tracker, parent_run_id, state["invocation"], address)
     else:
-        outcomes = _run_live(config, state, workdir, tracking_uri, artifact_location, address, resume, progress)
+        outcomes = _run_live(
+            config, state, workdir, tracking_uri, artifact_location, address, resume, progress
+        )
     tracker.end_run(parent_run_id, "FINISHED")
     return {
         "workdir": str(workdir),
@@ -344,8 +348,12 @@ def _run_live(
     storage = config.storage_path or str(workdir / "ray")
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
-    node = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    task = ray.remote(num_cpus=0, max_retries=0)(_method_seed_task).options(scheduling_strategy=node)
+    node = NodeAffinitySchedulingStrategy(
+        node_id=ray.get_runtime_context().get_node_id(), soft=False
+    )
+    task = ray.remote(num_cpus=0, max_retries=0)(_method_seed_task).options(
+        scheduling_strategy=node
+    )
     pending: dict[Any, str] = {}
     outcomes: list[dict[str, Any]] = []
     for method in config.methods:
