@@ -263,3 +263,22 @@ def test_compare_with_bad_config_starts_nothing(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "methods: unknown value 'darts-v3'" in done.stderr
     assert not out.exists()
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("compare", "report", "validate", "search", "tabular", "ui", "info"):
+        assert command in out
+
+
+def test_ui_binds_loopback_by_default():
+    from gaea_tune.cli import build_parser
+    from gaea_tune.commands.ui import server_command
+
+    args = build_parser().parse_args(["ui"])
+    assert args.host == "127.0.0.1"
+    command = server_command("sqlite:///x.db", args.host, args.port)
+    assert command[command.index("--host") + 1] == "127.0.0.1"

@@ -11,9 +11,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gaea_tune.config import DATASETS, SPACES, STANDALONE_METHODS, WEIGHT_SHARING_METHODS
     from gaea_tune.nb201_table import load_table
 
     table = load_table()
     best, accuracy = table.best("cifar10_test_200")
+    print(f"search spaces:           {', '.join(SPACES)}")
+    print(f"weight-sharing methods:  {', '.join(WEIGHT_SHARING_METHODS)}")
+    print(f"standalone methods:      {', '.join(STANDALONE_METHODS)}")
+    print(f"datasets:                {', '.join(DATASETS)}")
     print(f"NB201 table: {len(table)} cells; best cifar10_test_200 {accuracy:.2f} ({best})")
     return 0
