@@ -53,7 +53,7 @@ def test_trials_spread_over_both_nodes(two_nodes, tmp_path):
     result = compare(_config(tmp_path), address=two_nodes.address, progress=lambda t: None)
     outcome = result["outcomes"][0]
     assert outcome["trials"] >= 2 and outcome["genotype"] is not None
-    events = (Path(result["workdir"]) / "events" / "random-seed0.jsonl").read_text().splitlines()
+    events = (Path(result["run_dir"]) / "events" / "random-seed0.jsonl").read_text().splitlines()
     results = [json.loads(line) for line in events if '"result"' in line]
     trial_nodes = {event["node_id"] for event in results}
     cluster_nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}

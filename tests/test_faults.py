@@ -39,10 +39,10 @@ def _raw(tmp_path: Path, **overrides) -> dict:
 
 
 def _events(workdir: Path, name: str) -> list[dict]:
-    path = workdir / "events" / f"{name}.jsonl"
-    if not path.exists():
+    paths = list(workdir.glob(f"runs/*/events/{name}.jsonl"))
+    if not paths:
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in paths[0].read_text().splitlines() if line.strip()]
 
 
 def _runs_by_level(config, workdir: Path) -> dict[str, list]:
@@ -66,7 +66,7 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local)
     killed = None
     deadline = time.time() + 120
     while killed is None and time.time() < deadline and thread.is_alive():
-        for result_file in (workdir / "ray").glob("random-seed0/*/result.json"):
+        for result_file in (workdir / "ray").glob("*/random-seed0/*/result.json"):
             lines = [json.loads(x) for x in result_file.read_text().splitlines() if x.strip()]
             if lines and lines[-1].get("training_iteration", 0) < 3:
                 killed = (lines[-1]["trial_id"], lines[-1]["pid"], lines[-1]["training_iteration"])

@@ -46,19 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def load_search_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read and validate a search YAML; returns it with defaults filled in."""
-    import yaml
+    from gaea_tune.config import ConfigError, load_yaml
 
     file = Path(path)
-    if not file.is_file():
-        raise SearchConfigError(f"config file not found: {str(file)!r}")
     try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
-        raise SearchConfigError(f"{file}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise SearchConfigError(
-            f"{file}: the top level must be a mapping, got {type(raw).__name__}"
-        )
+        raw = load_yaml(file)
+    except ConfigError as error:
+        raise SearchConfigError(str(error)) from None
     unknown = sorted(set(raw) - set(ALLOWED_KEYS))
     if unknown:
         raise SearchConfigError(

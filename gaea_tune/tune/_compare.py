@@ -132,11 +132,11 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
     config: ExperimentConfig = job["config"]
     method: MethodConfig = job["method"]
     seed: int = job["seed"]
-    workdir = Path(job["workdir"])
+    run_dir = Path(job["run_dir"])
     name = f"{method.label}-seed{seed}"
     key = run_key(config.name, job["invocation"], method.label, seed)
     devices, _ = device_count(config.resources["gpu"], config.resources["cpu"])
-    events_path = str(workdir / "events" / f"{name}.jsonl")
+    events_path = str(run_dir / "events" / f"{name}.jsonl")
     stopper = BudgetStopper(key, config.budget_device_seconds, events_path, devices)
     trainable, param_space, tune_config = _tune_setup(config, method, seed, stopper)
     run_config = tune.RunConfig(
@@ -175,8 +175,8 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
         outcome["ground_truth"] = {"retrain_test_acc": outcome["retrain"]["retrain_test_acc"]}
         outcome["ground_truth_column"] = "retrain_test_acc"
     _log_outcome(tracker, run_id, outcome)
-    (workdir / "outcomes").mkdir(parents=True, exist_ok=True)
-    (workdir / "outcomes" / f"{name}.json").write_text(json.dumps(outcome, indent=1))
+    (run_dir / "outcomes").mkdir(parents=True, exist_ok=True)
+    (run_dir / "outcomes" / f"{name}.json").write_text(json.dumps(outcome, indent=1))
     return outcome
 
 
@@ -316,6 +316,7 @@ def compare(
     tracker.log_json(parent_run_id, config.raw, "config.json")
     state.update(parent_run_id=parent_run_id, experiment_id=tracker.experiment_id)
     (workdir / STATE_FILE).write_text(json.dumps(state, indent=1))
+    run_dir = workdir / "runs" / state["invocation"]  # event logs and outcomes of this invocation
 
     if config.mode == "tabular":
         from gaea_tune.tune._tabular_compare import run_tabular
@@ -323,11 +324,12 @@ def compare(
         outcomes = run_tabular(config, tracker, parent_run_id, state["invocation"], address)
     else:
         outcomes = _run_live(
-            config, state, workdir, tracking_uri, artifact_location, address, resume, progress
+            config, state, run_dir, tracking_uri, artifact_location, address, resume, progress
         )
     tracker.end_run(parent_run_id, "FINISHED")
     return {
         "workdir": str(workdir),
+        "run_dir": str(run_dir),
         "tracking_uri": tracking_uri,
         "experiment_id": tracker.experiment_id,
         "parent_run_id": parent_run_id,
@@ -338,16 +340,17 @@ def compare(
 def _run_live(
     config: ExperimentConfig,
     state: dict[str, Any],
-    workdir: Path,
+    run_dir: Path,
     tracking_uri: str,
     artifact_location: str | None,
     address: str | None,
     resume: bool,
     progress: Any,
 ) -> list[dict[str, Any]]:
-    storage = config.storage_path or str(workdir / "ray")
+    storage = config.storage_path or str(run_dir.parent.parent / "ray")
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
+    storage = f"{storage.rstrip('/')}/{state['invocation']}"
     node = NodeAffinitySchedulingStrategy(
         node_id=ray.get_runtime_context().get_node_id(), soft=False
     )
@@ -359,12 +362,12 @@ def _run_live(
     for method in config.methods:
         for seed in config.seeds:
             name = f"{method.label}-seed{seed}"
-            done_file = workdir / "outcomes" / f"{name}.json"
+            done_file = run_dir / "outcomes" / f"{name}.json"
             if resume and done_file.exists():
                 outcomes.append(json.loads(done_file.read_text()))
                 continue
             job = {
-                "config": config, "method": method, "seed": seed, "workdir": str(workdir),
+                "config": config, "method": method, "seed": seed, "run_dir": str(run_dir),
                 "invocation": state["invocation"], "parent_run_id": state["parent_run_id"],
                 "tracking_uri": tracking_uri, "artifact_location": artifact_location,
                 "storage_path": storage, "resume": resume,
@@ -382,19 +385,19 @@ def _run_live(
                 errors.append(f"{name}: {str(error).strip().splitlines()[-1]}")
         if time.time() - last >= config.report_every_seconds or not pending:
             last = time.time()
-            progress(format_progress(config, workdir))
+            progress(format_progress(config, run_dir))
     for line in errors:
         progress(f"method failed: {line}")
     return outcomes
 
 
-def format_progress(config: ExperimentConfig, workdir: Path) -> str:
+def format_progress(config: ExperimentConfig, run_dir: Path) -> str:
     """One line per method x seed: budget spent, trials, best search signal so far."""
     lines = [f"[{time.strftime('%H:%M:%S')}] budget {config.budget_device_seconds:.0f} "
              f"{config.device_kind}-seconds per method"]  # fmt: skip
     for method in config.methods:
         for seed in config.seeds:
-            path = workdir / "events" / f"{method.label}-seed{seed}.jsonl"
+            path = run_dir / "events" / f"{method.label}-seed{seed}.jsonl"
             spent, trials, best = 0.0, set(), None
             if path.exists():
                 for line in path.read_text().splitlines():
