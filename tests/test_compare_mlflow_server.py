@@ -109,6 +109,7 @@ def test_parent_method_trial_tree(mlflow_server, tmp_path, ray_local):
             r for r in runs if _tags(r).get("mlflow.parentRunId") == method_run["info"]["run_id"]
         ]
         assert len(trials) == metrics["trials"]
+        assert {t["info"]["status"] for t in trials} == {"FINISHED"}
         trial_metrics = _metrics(trials[0])
         assert {"search_signal", "device_seconds", "train_loss"} <= set(trial_metrics)
         history = _api(mlflow_server, f"metrics/get-history?run_id={trials[0]['info']['run_id']}"

@@ -168,7 +168,7 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
         tuner = tune.Tuner(
             trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
         )
-    tuner.fit()
+    _close_trial_runs(tracker, run_id, tuner.fit())
     outcome = _outcome(config, method, seed, BudgetState.get(*stopper.args))
     if outcome["ground_truth"] is None and outcome["genotype"] and config.final_retrain_epochs:
         outcome["retrain"] = _final_retrain(config, method, seed, outcome["genotype"])
@@ -178,6 +178,21 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
     (run_dir / "outcomes").mkdir(parents=True, exist_ok=True)
     (run_dir / "outcomes" / f"{name}.json").write_text(json.dumps(outcome, indent=1))
     return outcome
+
+
+def _close_trial_runs(tracker: Tracker, method_run_id: str, results: Any) -> None:
+    """End trial runs Tune stopped without a callback (budget reached) or a killed driver
+    started but never saved (KILLED)."""
+    errors = {r.metrics.get("trial_id"): r.error for r in results if r.metrics}
+    for run in tracker.child_runs(method_run_id):
+        if run.info.status != "RUNNING":
+            continue
+        trial_id = run.data.tags.get("gaea.trial_id")
+        if trial_id not in errors:
+            tracker.set_tags(run.info.run_id, {"gaea.failure": "lost with a killed driver"})
+            tracker.end_run(run.info.run_id, "KILLED")
+        else:
+            tracker.end_run(run.info.run_id, "FAILED" if errors[trial_id] else "FINISHED")
 
 
 def _final_retrain(
