@@ -209,7 +209,9 @@ def _plot_incumbents(summary: dict[str, Any], path: Path) -> None:
         x_grid, stack = grid[covered], stack[:, covered]
         mean = np.nanmean(stack, axis=0)
         low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
-        (line,) = axes.plot(x_grid, mean, label=f"{label} ({len(curves)} seeds)")
+        (line,) = axes.plot(
+            x_grid, mean, label=f"{label} ({len(curves)} seed{'s' if len(curves) != 1 else ''})"
+        )
         if len(curves) > 1:
             axes.fill_between(x_grid, low, high, color=line.get_color(), alpha=0.2)
     kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
