@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -129,7 +130,8 @@ def supernet_trainable(config: dict[str, Any]) -> None:
                 {"search": search.state_dict(), "device_seconds": device_seconds},
                 os.path.join(folder, CHECKPOINT_FILE),
             )
-            metrics.update(device_seconds=device_seconds, device_kind=kind, device=str(device))
+            metrics.update(device_seconds=device_seconds, device_kind=kind, device=str(device),
+                           node_id=ray.get_runtime_context().get_node_id())  # fmt: skip
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         mark = time.perf_counter()  # the report itself (Ray's checkpoint copy) is not charged
         budget = base["budget_device_seconds"]
