@@ -424,6 +424,13 @@ def _parse_methods(methods: Any, mode: str) -> tuple[MethodConfig, ...]:
 
 def _require_dataset_files(dataset: dict[str, Any]) -> None:
     root = dataset.get("root")
+    if dataset["name"] == "ImageNet16-120" and (
+        root is None or not Path(root).expanduser().exists()
+    ):
+        raise ConfigError(
+            f"dataset.root: {root!r} does not exist for dataset 'ImageNet16-120', which cannot be "
+            "downloaded; point it at the folder with NB201's ImageNet16 files"
+        )
     if root is None or not Path(root).expanduser().exists():
         raise ConfigError(
             f"dataset.root: {root!r} does not exist for dataset {dataset['name']!r}; "

@@ -63,6 +63,11 @@ BAD_INPUTS = [
     ),
     ("dataset missing root", _with("dataset.name", "cifar100"), ["dataset.root", "download: true"]),
     (
+        "imagenet16 missing root",
+        _with("dataset.name", "ImageNet16-120"),
+        ["dataset.root", "cannot be downloaded"],
+    ),
+    (
         "dataset download not bool",
         _with("dataset.download", "yes"),
         ["dataset.download", "true or false"],
