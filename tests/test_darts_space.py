@@ -119,33 +119,33 @@ def test_sampling_is_seeded():
                 "('sep_conv_3x3', 1), ('skip_connect', 4)",
             ),
             "node 2 .*bad input index 4.*0..3",
-        ),  # noqa: E501
+        ),
         (
             V2_TEXT.replace(
                 "[('max_pool_3x3', 0), ('max_pool_3x3', 1), ",
                 "[('max_pool_3x3', 2), ('max_pool_3x3', 1), ",
             ),
             "'reduce' node 0 .*bad input index 2",
-        ),  # noqa: E501
+        ),
         (V2_TEXT.replace(", ('dil_conv_3x3', 2)]", "]"), "needs 8 .*got 7"),
         (
             V2_TEXT.replace("('skip_connect', 0), ('dil", "('skip_connect', -1), ('dil"),
             "bad input index -1",
-        ),  # noqa: E501
+        ),
         (
             V2_TEXT.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', '2')"),
             "input must be an integer",
-        ),  # noqa: E501
+        ),
         (V2_TEXT.replace("normal_concat=range(2, 6)", "normal_concat=range(2, 'x')"), "range"),
         (
             V2_TEXT.replace("normal_concat=range(2, 6)", "normal_concat=range(2, 9)"),
             "normal_concat",
-        ),  # noqa: E501
+        ),
         (
             V2_TEXT.replace("normal_concat=range(2, 6)", "normal_concat=list(range(2, 6))"),
             "normal_concat",
-        ),  # noqa: E501
-        (V2_TEXT.replace("normal=[", "normal=__import__('os').listdir('.') + ["), "not a literal"),  # noqa: E501
+        ),
+        (V2_TEXT.replace("normal=[", "normal=__import__('os').listdir('.') + ["), "not a literal"),
         (V2_TEXT.replace("Genotype(", "Gen0type("), "expected Genotype"),
         (V2_TEXT.replace(", reduce_concat=range(2, 6))", ", extra=1)"), "unknown field 'extra'"),
         (V2_TEXT.split(", reduce=")[0] + ")", "missing reduce"),

@@ -127,22 +127,6 @@ def standalone_trainable(config: dict[str, Any]) -> None:
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-class _DeviceBudgetStop(tune.Stopper):
-    """Stops everything once the trials' summed device-seconds reach the budget."""
-
-    def __init__(self, budget: float) -> None:
-        self.budget = float(budget)
-        self.spent: dict[str, float] = {}
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        spent = float(result.get("device_seconds", 0.0))
-        self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), spent)
-        return sum(self.spent.values()) >= self.budget
-
-    def stop_all(self) -> bool:
-        return sum(self.spent.values()) >= self.budget
-
-
 def run_live_baseline(
     method: str,
     space_name: str,
@@ -195,7 +179,12 @@ def run_live_baseline(
         "seed": seed,
         "resources": {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     }
-    stopper = _DeviceBudgetStop(budget_device_seconds)
+    from gaea_tune.tune._budget import BudgetStopper
+
+    run_name = name or f"{method}-{space_name}-seed{seed}"
+    devices, _ = device_count(float(gpus_per_trial), float(cpus_per_trial))
+    events = os.path.join(storage_path, f"{run_name}-{time.time_ns()}.events.jsonl")
+    stopper = BudgetStopper(events, float(budget_device_seconds), events, devices)
     trainable = tune.with_resources(
         standalone_trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
     )
@@ -213,7 +202,7 @@ def run_live_baseline(
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=name or f"{method}-{space_name}-seed{seed}",
+            name=run_name,
             storage_path=storage_path,
             stop=stopper,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -259,7 +248,7 @@ def run_live_baseline(
         "space": space_name,
         "seed": seed,
         "budget_device_seconds": float(budget_device_seconds),
-        "spent_device_seconds": sum(stopper.spent.values()),
+        "spent_device_seconds": stopper.state.ledger.spent,
         "wall_seconds": wall,
         "trials": trials,
         "incumbent": best,
