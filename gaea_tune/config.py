@@ -16,73 +16,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.util import RegExp
+
+from gaea_tune._constraints import OptionError
+from gaea_tune.registry import (
+    METHODS as METHOD_REGISTRY,
+)
+from gaea_tune.registry import (
+    STANDALONE_METHODS,
+    WEIGHT_SHARING_METHODS,
+    methods_for,
+)
 
 SPACES = ("nb201", "darts")
 DATASETS = ("cifar10-subset", "cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 MODES = ("live", "tabular")
 TABULAR_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
-WEIGHT_SHARING_METHODS = (
-    "gaea-darts", "gaea-gdas", "gaea-pcdarts", "darts", "gdas", "pcdarts", "rsws",
-)  # fmt: skip
-STANDALONE_METHODS = ("random", "rea", "bohb", "tpe")
 METHODS = WEIGHT_SHARING_METHODS + STANDALONE_METHODS
 
 
-class ConfigError(ValueError):
+class ConfigError(OptionError):
     """A configuration value is invalid; the message is one line for the user."""
 
 
-# --- option schemas ------------------------------------------------------------------------
-# name -> (type, low, high) for numbers; (type, choices) for strings; (bool,) for flags.
+# A spec is (type, low, high) for numbers, (type, choices) for strings, (bool,) for flags.
+# Method options are not listed here: they come from the method registry (gaea_tune.registry),
+# which reads them off the classes that consume them.
 _Spec = tuple
-
-_COMMON: dict[str, _Spec] = {
-    "epochs": (int, 1, 10_000),
-    "batch_size": (int, 1, 65_536),
-    "lr": (float, 1e-6, 10.0),
-    "weight_decay": (float, 0.0, 1.0),
-}
-_WEIGHT_SHARING: dict[str, _Spec] = {
-    **_COMMON,
-    "eval_batch_size": (int, 1, 65_536),
-    "lr_min": (float, 0.0, 10.0),
-    "momentum": (float, 0.0, 0.999),
-    "grad_clip": (float, 0.0, 1e6),
-    "arch_lr": (float, 1e-8, 100.0),
-    "arch_weight_decay": (float, 0.0, 1.0),
-    "formulation": (str, ("erm", "bilevel")),
-    "erm_joint": (bool,),
-    "exclude_none": (bool,),
-    "partial_k": (int, 1, 16),
-    "tau_max": (float, 1e-3, 100.0),
-    "tau_min": (float, 1e-3, 100.0),
-    "rsws_candidates": (int, 1, 100_000),
-    "genotype_from": (str, ("current", "epoch_mean")),
-    "amp": (bool,),
-    "channels_last": (bool,),
-}
-_STANDALONE: dict[str, _Spec] = {
-    **_COMMON,
-    "population_size": (int, 2, 100_000),
-    "sample_size": (int, 1, 100_000),
-    "exclude_none": (bool,),
-    "reduction_factor": (int, 2, 100),
-    "n_startup_trials": (int, 1, 100_000),
-    "multivariate": (bool,),
-    "max_concurrent": (int, 1, 1024),
-}
-_TABULAR: dict[str, _Spec] = {
-    "population_size": (int, 2, 100_000),
-    "sample_size": (int, 1, 100_000),
-    "exclude_none": (bool,),
-    "n_startup_trials": (int, 1, 100_000),
-    "multivariate": (bool,),
-    "eta": (float, 1.01, 100.0),
-    "num_samples": (int, 1, 1000),
-    "random_fraction": (float, 0.0, 1.0),
-    "style": (str, ("table", "paper")),
-}
 
 
 def _did_you_mean(word: str, allowed: list[str] | tuple[str, ...]) -> str:
@@ -189,17 +153,157 @@ _RESOURCE_KEYS = {"gpu": (float, 0.0, 1024.0), "cpu": (float, 0.0, 1024.0)}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
+# --- YAML 1.2 (core schema) reading --------------------------------------------------------
+# Plain scalars resolve as in the YAML 1.2 core schema: only true/false are booleans (yes, no,
+# on, off are strings), 3e-4 and .5 are floats, 1_000 and 2024-01-01 are strings. The only tags
+# accepted are the core ones; anything else (``!!python/object`` included) is an error, so
+# nothing in a file is ever turned into code or objects.
+_CORE_SCALARS = (
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+0123456789."),
+    ),
+    ("tag:yaml.org,2002:merge", r"^<<$", ["<"]),  # `<<: *defaults` merges a mapping
+)
+_CORE_RESOLVERS: dict[str, list[tuple[str, Any]]] = {}
+for _tag, _pattern, _first in _CORE_SCALARS:
+    for _char in _first:
+        _CORE_RESOLVERS.setdefault(_char, []).append((_tag, RegExp(_pattern)))
+del _tag, _pattern, _first, _char
+_CORE_TAGS = {
+    f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "str", "seq", "map")
+}
+
+
+class _CoreResolver(VersionedResolver):
+    """Always the YAML 1.2 core schema, whatever ``%YAML`` directive a file carries."""
+
+    @property
+    def versioned_resolver(self) -> dict[str, list[tuple[str, Any]]]:
+        return _CORE_RESOLVERS
+
+    @property
+    def processing_version(self) -> tuple[int, int]:
+        return (1, 2)
+
+
+class _YamlProblem(Exception):
+    """One problem with a YAML text, as a one-line ``message``.
+
+    ``syntax`` is true when the text is not YAML at all (the parser's complaint, with its line
+    and column); false when it is YAML this loader refuses (duplicate key, tag, recursion).
+    """
+
+    def __init__(self, message: str, syntax: bool = False) -> None:
+        super().__init__(message)
+        self.message, self.syntax = message, syntax
+
+
+_MISSING = object()
+
+
+class _StrictConstructor(SafeConstructor):
+    """Safe constructor that refuses duplicate keys (naming both lines) and non-core tags."""
+
+    def check_mapping_key(
+        self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
+    ) -> bool:
+        if key not in mapping:
+            return True
+        merged = len(getattr(node, "merge", None) or ())
+        first = next(
+            (
+                k
+                for k, _ in node.value[merged:]
+                if k is not key_node and self.constructed_objects.get(k, _MISSING) == key
+            ),
+            None,
+        )
+        message = f"duplicate key {key!r} at line {key_node.start_mark.line + 1}"
+        if first is not None:
+            message += f" (first at line {first.start_mark.line + 1})"
+        raise _YamlProblem(message)
+
+    def refuse_tag(self, node: Any) -> Any:
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        raise _YamlProblem(
+            f"tag {tag!r} at {_position(node.start_mark)} is not allowed; "
+            "values are plain YAML 1.2 (strings, numbers, true/false, null, lists, mappings)"
+        )
+
+
+def _position(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+for _tag in [t for t in SafeConstructor.yaml_constructors if t not in _CORE_TAGS]:
+    _StrictConstructor.add_constructor(_tag, _StrictConstructor.refuse_tag)
+del _tag
+
+
+def _plain(value: Any, active: set[int] | None = None) -> Any:
+    """A copy made only of dict, list, str, int, float, bool and None."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    active = set() if active is None else active
+    if id(value) in active:
+        raise _YamlProblem("a recursive alias (a collection inside itself) is not allowed")
+    active.add(id(value))
+    try:
+        if type(value) is dict:
+            out: Any = {}
+            for key, item in value.items():
+                if key is not None and type(key) not in (str, int, float, bool):
+                    raise _YamlProblem(f"mapping keys must be plain scalars, got {key!r}")
+                out[key] = _plain(item, active)
+            return out
+        if type(value) is list:
+            return [_plain(item, active) for item in value]
+    finally:
+        active.discard(id(value))
+    raise _YamlProblem(f"unsupported value {value!r} of type {type(value).__name__}")
+
+
+def _parse_yaml(text: str) -> Any:
+    """Parse one YAML 1.2 document into plain Python values; raises ``_YamlProblem``."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Resolver = _CoreResolver
+    yaml.Constructor = _StrictConstructor
+    try:
+        return _plain(yaml.load(text))
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = str(error.problem or error.context or "invalid YAML")
+        if mark is not None:
+            message += f" at {_position(mark)}"
+        if error.context and error.problem:
+            message += f" ({error.context}"
+            if error.context_mark is not None:
+                message += f" from {_position(error.context_mark)}"
+            message += ")"
+        raise _YamlProblem(message, syntax=True) from None
+    except YAMLError as error:
+        raise _YamlProblem(" ".join(str(error).split()), syntax=True) from None
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (values parsed as YAML scalars, never as code)."""
+    """Apply ``key.sub=value`` overrides (values parsed as YAML 1.2 scalars, never as code)."""
     data = copy.deepcopy(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set: expected key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
+            value = _parse_yaml(text) if text.strip() else None
+        except _YamlProblem as problem:
+            if not problem.syntax:
+                raise ConfigError(f"--set {key.strip()}: {problem.message}") from None
+            value = text  # not YAML (an unclosed bracket, say): the text as it is
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -214,15 +318,25 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML 1.2 file holding a mapping; duplicate keys and tags are errors."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
         raise ConfigError(
-            f"config file {str(path)!r} is not valid YAML: {error}".splitlines()[0]
+            f"config file {str(path)!r} is not UTF-8 text (byte {error.start})"
         ) from None
+    except OSError as error:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({error.strerror})") from None
+    try:
+        data = _parse_yaml(text)
+    except _YamlProblem as problem:
+        what = " is not valid YAML:" if problem.syntax else ":"
+        raise ConfigError(f"config file {str(path)!r}{what} {problem.message}") from None
+    if data is None:
+        raise ConfigError(f"config file {str(path)!r} is empty; expected a mapping of settings")
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file {str(path)!r} must hold a mapping, got {type(data).__name__}"
@@ -278,7 +392,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     )
     if resources["gpu"] == 0 and resources["cpu"] == 0:
         raise ConfigError("resources: a trial needs gpu > 0 or cpu > 0, got gpu=0, cpu=0")
-    methods = _parse_methods(raw.get("methods"), mode)
+    methods = _parse_methods(raw.get("methods"), mode, space)
 
     output_dir = raw.get("output_dir") or f"gaea-runs/{name}"
     if not isinstance(output_dir, str):
@@ -379,7 +493,7 @@ def _parse_seeds(seeds: Any) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def _parse_methods(methods: Any, mode: str) -> tuple[MethodConfig, ...]:
+def _parse_methods(methods: Any, mode: str, space: dict[str, Any]) -> tuple[MethodConfig, ...]:
     if isinstance(methods, list):
         methods = (
             {m: {} for m in methods if isinstance(m, str)}
@@ -391,7 +505,7 @@ def _parse_methods(methods: Any, mode: str) -> tuple[MethodConfig, ...]:
             f"methods: expected a non-empty mapping of method -> options, got {methods!r}"
         )
     parsed = []
-    allowed_methods = STANDALONE_METHODS if mode == "tabular" else METHODS
+    allowed_methods = methods_for(mode)
     for label, options in methods.items():
         options = dict(options or {})
         if not isinstance(label, str) or not _NAME.match(label):
@@ -402,22 +516,12 @@ def _parse_methods(methods: Any, mode: str) -> tuple[MethodConfig, ...]:
         if method not in allowed_methods:
             where = f"methods.{label}.method" if method != label else "methods"
             raise _unknown(where, method, allowed_methods)
-        if mode == "tabular":
-            schema = _TABULAR
-        elif method in WEIGHT_SHARING_METHODS:
-            schema = _WEIGHT_SHARING
-        else:
-            schema = _STANDALONE
-        _check_keys(f"methods.{label}", options, schema)
-        checked = {
-            k: _check_value(f"methods.{label}.{k}", v, schema[k]) for k, v in options.items()
-        }
-        sample, population = checked.get("sample_size", 3), checked.get("population_size", 10)
-        if method == "rea" and sample > population:
-            raise ConfigError(
-                f"methods.{label}: sample_size <= population_size must hold, got "
-                f"sample_size={sample}, population_size={population}"
+        try:
+            checked = METHOD_REGISTRY[method].validate(
+                f"methods.{label}", mode, options, space=space["name"], C=space["C"]
             )
+        except OptionError as error:
+            raise ConfigError(str(error)) from None
         parsed.append(MethodConfig(label=label, method=method, options=checked))
     return tuple(parsed)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import tempfile
 import time
 import urllib.error
@@ -16,12 +17,16 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+
+from gaea_tune.config import ConfigError  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -55,6 +60,48 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def _local_store_missing(tracking_uri: str) -> bool:
+    """True for a SQLite or file store whose database or folder does not exist yet."""
+    scheme, sep, rest = tracking_uri.partition("://")
+    if scheme.split("+")[0] == "sqlite" and sep:
+        path = rest[1:].split("?")[0] if rest.startswith("/") else ""
+        return not path or path == ":memory:" or not Path(path).expanduser().is_file()
+    if scheme == "file" and sep:
+        return not Path(url2pathname(urlparse(tracking_uri).path)).exists()
+    return False
+
+
+def _deleted_message(tracking_uri: str, name: str, experiment_id: str) -> str:
+    message = (
+        f"MLflow experiment {name!r} (id {experiment_id}) is deleted in the store {tracking_uri}; "
+        f"restore it (`MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} mlflow experiments restore "
+        f"--experiment-id {experiment_id}`, or in the MLflow UI) or choose another name"
+    )
+    if tracking_uri.startswith("sqlite"):
+        message += " (or another output_dir for the default SQLite store)"
+    return message
+
+
+def check_experiment_usable(tracking_uri: str, name: str) -> None:
+    """Fail fast, before any compute, when experiment ``name`` exists but is deleted.
+
+    MLflow keeps a deleted experiment's name until it is purged, so runs cannot be created
+    under that name. Reads only: no experiment, run or store file is created. Raises
+    :class:`ConfigError` for a deleted experiment and :class:`TrackingError` when the store
+    cannot be read.
+    """
+    if _local_store_missing(tracking_uri):
+        return  # a store that does not exist yet holds no experiment at all
+    check_reachable(tracking_uri)
+    try:
+        experiment = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(name)
+    except MlflowException as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise TrackingError(f"cannot use MLflow store {tracking_uri!r}: {first_line}") from None
+    if experiment is not None and experiment.lifecycle_stage == "deleted":
+        raise ConfigError(_deleted_message(tracking_uri, name, experiment.experiment_id))
+
+
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
@@ -84,6 +131,10 @@ class Tracker:
             if experiment is None:
                 self.experiment_id = self.client.create_experiment(
                     experiment_name, artifact_location=artifact_location
+                )
+            elif experiment.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    _deleted_message(tracking_uri, experiment_name, experiment.experiment_id)
                 )
             else:
                 self.experiment_id = experiment.experiment_id

@@ -190,7 +190,10 @@ def test_invalid_inputs_name_the_bad_value():
     space = NB201Space()
     with pytest.raises(ValueError, match="'annealing'.*allowed: random, rea, bohb, tpe"):
         make_searcher("annealing", space, 0)
-    with pytest.raises(ValueError, match="S must be <= population_size P, got S=5, P=3"):
+    with pytest.raises(
+        ValueError,
+        match="sample_size: 5 is above population_size=3; allowed: sample_size <= population_size",
+    ):
         make_searcher("rea", space, 0, population_size=3, sample_size=5)
     with pytest.raises(ValueError, match="unknown option.*'populaton_size'"):
         make_searcher("rea", space, 0, populaton_size=3)

@@ -131,7 +131,11 @@ BAD_INPUTS = [
     (
         "rea sample > population",
         _with("methods.rea.sample_size", 5),
-        ["sample_size <= population_size", "sample_size=5"],
+        [
+            "methods.rea.sample_size",
+            "5 is above population_size=4",
+            "sample_size <= population_size",
+        ],
     ),
     ("methods empty", _with("methods", {}), ["methods:", "non-empty"]),
     (

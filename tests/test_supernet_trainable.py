@@ -33,7 +33,7 @@ REQUIRED = {"epoch", "search_signal", "device_seconds", "device_kind", "train_lo
 def test_split_config_validates_with_clear_errors() -> None:
     base, options = split_config(CONFIG)
     assert base["space"] == "nb201" and options.C == 4 and options.arch_lr == 0.5
-    with pytest.raises(ValueError, match="unknown search options"):
+    with pytest.raises(ValueError, match="search: unknown key 'learning_rate'"):
         split_config({**CONFIG, "learning_rate": 0.1})
     with pytest.raises(ValueError, match="space must be"):
         split_config({**CONFIG, "space": "nb301"})

@@ -60,7 +60,8 @@ def test_bohb_uses_the_tables_fidelities():
     assert table_style.fidelity == 200  # its incumbent comes from the top fidelity
     assert table_style.signal == load_table().lookup(table_style.incumbent, "cifar10_valid_val_200")
     assert paper_style.fidelity == 12
-    with pytest.raises(ValueError, match="results for \\(12, 200\\) epochs, got a request for 50"):
+    # The table fixes the fidelities: asking for others is refused before any search.
+    with pytest.raises(ValueError, match="bohb: unknown key 'min_fidelity'; allowed: eta"):
         simulate("bohb", "cifar10", 12000, seed=0, min_fidelity=50, max_fidelity=200)
 
 
@@ -81,9 +82,14 @@ def test_invalid_inputs_name_the_bad_value():
         simulate("random", "cifar10", -5, seed=0)
     with pytest.raises(ValueError, match="too small for a single evaluation"):
         simulate("random", "cifar10", 1.0, seed=0)
-    with pytest.raises(ValueError, match="style must be 'table' or 'paper', got 'fancy'"):
+    with pytest.raises(
+        ValueError, match="bohb.style: unknown value 'fancy'; allowed: table, paper"
+    ):
         simulate("bohb", "cifar10", 12000, seed=0, style="fancy")
-    with pytest.raises(ValueError, match="sample_size S must be <= population_size P"):
+    with pytest.raises(
+        ValueError,
+        match="sample_size: 3 is above population_size=2; allowed: sample_size <= population_size",
+    ):
         simulate("rea", "cifar10", 12000, seed=0, population_size=2, sample_size=3)
 
 

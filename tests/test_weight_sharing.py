@@ -139,7 +139,7 @@ def test_non_finite_loss_raises_a_clear_error() -> None:
 def test_options_reject_bad_values_and_unknown_keys() -> None:
     with pytest.raises(ValueError, match="formulation"):
         SearchOptions(formulation="trilevel")
-    with pytest.raises(ValueError, match="unknown search options"):
+    with pytest.raises(ValueError, match="search: unknown key 'arch_learning_rate'"):
         SearchOptions.from_dict({"arch_learning_rate": 0.1})
     with pytest.raises(ValueError, match="batch_size"):
         SearchOptions(batch_size=0)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from gaea_tune._constraints import Boolean, Interval
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._searcher import Proposal, Searcher
 
@@ -67,6 +68,19 @@ class BOHBSearcher(Searcher):
     """
 
     name = "bohb"
+    _parameter_constraints = {
+        "min_fidelity": Interval(int, 1, 100_000),
+        "max_fidelity": Interval(int, 1, 100_000),
+        "eta": Interval(float, 1.01, 1000.0, nullable=True),
+        "fixed_fidelity": Interval(int, 1, 100_000, nullable=True),
+        "num_samples": Interval(int, 1, 10_000),
+        "random_fraction": Interval(float, 0.0, 1.0),
+        "top_n_percent": Interval(int, 1, 99),
+        "bandwidth_factor": Interval(float, 1e-3, 1000.0),
+        "min_bandwidth": Interval(float, 1e-9, 10.0),
+        "min_points_in_model": Interval(int, 1, 100_000, nullable=True),
+        "exclude_none": Boolean(),
+    }
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gaea_tune._constraints import Boolean, Interval, OptionError
 from gaea_tune.baselines._searcher import Proposal, Searcher
 
 
@@ -47,6 +48,7 @@ class RandomSearcher(Searcher):
     """Uniformly random genotypes, each trained for ``fidelity`` epochs (None: the caller's)."""
 
     name = "random"
+    _parameter_constraints = {"exclude_none": Boolean()}
 
     def __init__(
         self, space: Any, seed: int, fidelity: int | None = None, exclude_none: bool = False
@@ -73,6 +75,23 @@ class REASearcher(Searcher):
     """
 
     name = "rea"
+    _parameter_constraints = {
+        "population_size": Interval(int, 2, 100_000),
+        "sample_size": Interval(int, 1, 100_000),
+        "exclude_none": Boolean(),
+    }
+
+    @classmethod
+    def validate_params(cls, where: str, options: dict[str, Any]) -> dict[str, Any]:
+        checked = super().validate_params(where, options)
+        sample = checked.get("sample_size", 3)
+        population = checked.get("population_size", 10)
+        if sample > population:
+            raise OptionError(
+                f"{where}.sample_size: {sample} is above population_size={population}; "
+                "allowed: sample_size <= population_size"
+            )
+        return checked
 
     def __init__(
         self,
@@ -84,14 +103,9 @@ class REASearcher(Searcher):
         exclude_none: bool = False,
     ) -> None:
         super().__init__(space, seed)
-        for label, value in (("population_size", population_size), ("sample_size", sample_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        if sample_size > population_size:
-            raise ValueError(
-                f"sample_size S must be <= population_size P, got S={sample_size}, "
-                f"P={population_size}"
-            )
+        self.validate_params(
+            "rea", {"population_size": population_size, "sample_size": sample_size}
+        )
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
         self.fidelity = _check_fidelity(fidelity)

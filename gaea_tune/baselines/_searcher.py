@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from gaea_tune._constraints import validate_options
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class Searcher(ABC):
     """
 
     name: str = ""
+    # User options of the constructor (besides ``space``, ``seed``, ``fidelity``): name ->
+    # constraint. Configuration validation reads this same table.
+    _parameter_constraints: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def validate_params(cls, where: str, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` checked against :attr:`_parameter_constraints` (plus any cross-option
+        rule of the subclass); raises ``OptionError`` naming ``where.key``."""
+        return validate_options(where, options, cls._parameter_constraints)
 
     def __init__(self, space: Any, seed: int) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):

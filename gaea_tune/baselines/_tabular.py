@@ -82,9 +82,11 @@ def tabular_benchmark(dataset: str) -> TabularBenchmark:
 def tabular_options(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Searcher options for the tabular mode: BOHB's fidelities are the table's (12, 200 epochs);
     ``style="paper"`` gives the NB201 paper's BOHB (every job the 12-epoch result)."""
+    from gaea_tune.baselines._options import validate_tabular
+
     if method not in SEARCHERS:
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(SEARCHERS)}")
-    options = dict(options or {})
+    options = validate_tabular(method, method, dict(options or {}))
     style = options.pop("style", None)
     if method != "bohb":
         if style is not None:

@@ -6,6 +6,7 @@ import pickle
 import warnings
 from typing import Any
 
+from gaea_tune._constraints import Boolean, Interval
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._searcher import Proposal, Searcher
 
@@ -17,6 +18,11 @@ class TPESearcher(Searcher):
     """
 
     name = "tpe"
+    _parameter_constraints = {
+        "n_startup_trials": Interval(int, 0, 100_000),
+        "multivariate": Boolean(nullable=True),
+        "exclude_none": Boolean(),
+    }
 
     def __init__(
         self,

@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     except SearchConfigError as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
         return 2
-    from gaea_tune.tracking import Tracker, TrackingError, default_tracking
+    from gaea_tune.config import ConfigError
+    from gaea_tune.tracking import Tracker, TrackingError, check_experiment_usable, default_tracking
     from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
     from gaea_tune.tune._supernet_trainable import run_search
 
@@ -130,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
         uri, artifacts = default_tracking(workdir)
         artifacts = config["artifact_location"] or artifacts
     try:
+        check_experiment_usable(uri, config["name"])  # a deleted experiment: refused before Ray
         tracker = Tracker(uri, config["name"], artifacts)
-    except TrackingError as error:
+    except (ConfigError, TrackingError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
         return 2
     label = f"{config['method']}-{config['search'].get('formulation', 'erm')}-seed{config['seed']}"

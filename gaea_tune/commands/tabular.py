@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gaea_tune.baselines import (
     SEARCHERS,
     TABULAR_DATASETS,
@@ -17,6 +15,7 @@ from gaea_tune.baselines import (
     summarize,
     tabular_options,
 )
+from gaea_tune.config import load_yaml
 from search_spaces import get_space
 
 
@@ -43,7 +42,7 @@ def load_tabular_config(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path)  # YAML 1.2; a ConfigError (a ValueError) names the file and line
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping at the top, got {type(raw).__name__}")
     unknown = sorted(set(raw) - {"seeds", "datasets", "methods"})

@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from gaea_tune.budget import device_count
 from gaea_tune.config import ConfigError, ExperimentConfig, MethodConfig
-from gaea_tune.tracking import Tracker, check_reachable, default_tracking
+from gaea_tune.tracking import Tracker, check_experiment_usable, default_tracking
 from gaea_tune.tune._budget import BudgetCallback, BudgetedSearcher, BudgetState, BudgetStopper
 from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
 from gaea_tune.tune._outcome import ground_truth_column, incumbent_curve, nb201_ground_truth
@@ -315,7 +315,7 @@ def compare(
         check_cluster_resources(config, {"GPU": _local_gpu_count(), "CPU": os.cpu_count() or 1})
     state = _load_or_create_state(workdir, resume)
     tracking_uri, artifact_location = _tracking_settings(config, workdir)
-    check_reachable(tracking_uri)
+    check_experiment_usable(tracking_uri, config.name)  # reachable, and not a deleted name
     if config.mode == "live":
         _connect(address)
         check_cluster_resources(config, ray.cluster_resources())

@@ -19,10 +19,6 @@ from ray.tune.search import Searcher as TuneSearcher
 from gaea_tune.baselines import Proposal, Searcher, make_searcher, param_spec, searcher_options
 
 LIVE_METHODS = ("random", "rea", "bohb", "tpe")
-# Option keys that configure training (read by the trainable from the trial config), not search.
-TRAINING_KEYS = frozenset(
-    {"epochs", "batch_size", "lr", "weight_decay", "momentum", "max_concurrent", "C", "N"}
-)
 _BOHB_CONFIG_KEYS = (
     "num_samples",
     "random_fraction",
@@ -105,16 +101,15 @@ class AskTellSearcher(TuneSearcher):
 
 
 def _split_options(
-    method: str, options: dict[str, Any], allowed: tuple[str, ...]
+    method: str, options: dict[str, Any], allowed: tuple[str, ...] | None = None
 ) -> dict[str, Any]:
-    search = {k: v for k, v in options.items() if k not in TRAINING_KEYS}
-    unknown = sorted(set(search) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown!r} for live method {method!r}; allowed: "
-            f"{', '.join(sorted(set(allowed) | TRAINING_KEYS))}"
-        )
-    return search
+    """The search options of ``options``, after checking ALL of them (training, runner and
+    search keys) with the same constraints the YAML validator uses."""
+    from gaea_tune.baselines._options import live_search_constraints, validate_live
+
+    checked = validate_live(method, method, options)
+    search = live_search_constraints(method)
+    return {k: v for k, v in checked.items() if k in search}
 
 
 def _choices(space: Any, exclude_none: bool) -> dict[str, Any]:

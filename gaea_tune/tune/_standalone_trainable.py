@@ -19,6 +19,8 @@ import ray
 import torch
 from ray import tune
 
+from gaea_tune._constraints import validate_options
+from gaea_tune.baselines._options import TRAINING_CONSTRAINTS
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._train import StandaloneTraining, seeded_network
 from gaea_tune.budget import device_count
@@ -63,6 +65,8 @@ def _nb201_monitors(genotype: Any) -> dict[str, float]:
 def standalone_trainable(config: dict[str, Any]) -> None:
     """Train ``config``'s genotype for up to ``config["epochs"]`` epochs, reporting every epoch."""
     started = time.perf_counter()
+    training_keys = {k: config[k] for k in TRAINING_CONSTRAINTS if k in config}
+    validate_options("trial", training_keys, TRAINING_CONSTRAINTS)  # the YAML validator's rules
     resources = config.get("resources") or {"cpu": 1, "gpu": 0}
     devices, device_kind = device_count(
         float(resources.get("gpu", 0) or 0), float(resources.get("cpu", 1) or 0)

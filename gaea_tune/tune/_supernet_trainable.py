@@ -65,7 +65,11 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], SearchOptions]
     budget = config.get("budget_device_seconds")
     if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"budget_device_seconds must be a positive number, got {budget!r}")
-    options = SearchOptions.from_dict({k: v for k, v in config.items() if k not in TRAINABLE_KEYS})
+    given = {k: v for k, v in config.items() if k not in TRAINABLE_KEYS}
+    SearchOptions.validate_params(
+        "search", given, space=config["space"], method=config["method"]
+    )  # the same rules as the YAML validator
+    options = SearchOptions.from_dict(given)
     base = {
         "space": config["space"],
         "method": config["method"],

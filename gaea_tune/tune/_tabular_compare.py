@@ -29,7 +29,7 @@ def run_tabular(
     for method in config.methods:
         results = run_seeds(
             method.method, dataset, config.budget_device_seconds, list(config.seeds),
-            options=method.options,
+            **method.options,
         )  # fmt: skip
         for result in results:
             name = f"{method.label}-seed{result.seed}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from gaea_tune.weight_sharing._arch_optim import (
@@ -12,60 +10,9 @@ from gaea_tune.weight_sharing._arch_optim import (
     simplex_init,
     softmax_adam,
 )
+from gaea_tune.weight_sharing._options import METHODS, Method, get_method
 
-
-@dataclass(frozen=True)
-class Method:
-    """How a method turns its architecture parameters into supernet mixing weights.
-
-    ``geometry``: ``"simplex"`` (GAEA: parameters are the weights, exponentiated-gradient steps),
-    ``"softmax"`` (logits, Adam) or ``None`` (no architecture parameters: RS-WS).
-    ``mode``: the supernet's mixed-op mode during search. ``gumbel``: GDAS sampling.
-    ``edge_betas``: PC-DARTS edge normalisation weights per node.
-    """
-
-    name: str
-    geometry: str | None
-    mode: str
-    gumbel: bool = False
-    edge_betas: bool = False
-    arch_lr: float = 0.1
-    description: str = ""
-
-    @property
-    def has_arch(self) -> bool:
-        return self.geometry is not None
-
-    @property
-    def partial(self) -> bool:
-        return self.mode == "partial"
-
-
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method("gaea-darts", "simplex", "weighted", arch_lr=0.1, description="GAEA + DARTS"),
-        Method("gaea-gdas", "simplex", "hard", gumbel=True, arch_lr=0.1, description="GAEA + GDAS"),
-        Method(
-            "gaea-pcdarts", "simplex", "partial", edge_betas=True, arch_lr=0.1,
-            description="GAEA + PC-DARTS (op weights and edge betas on simplices)",
-        ),
-        Method("darts", "softmax", "weighted", arch_lr=3e-4, description="DARTS (first order)"),
-        Method("gdas", "softmax", "hard", gumbel=True, arch_lr=3e-4, description="GDAS"),
-        Method(
-            "pcdarts", "softmax", "partial", edge_betas=True, arch_lr=6e-4,
-            description="PC-DARTS (partial channels, edge normalisation)",
-        ),
-        Method("rsws", None, "single", arch_lr=0.0, description="random search, weight sharing"),
-    )
-}  # fmt: skip
-
-
-def get_method(name: str) -> Method:
-    """The method called ``name`` (see :data:`METHODS`)."""
-    if name not in METHODS:
-        raise ValueError(f"unknown search method {name!r}; allowed: {', '.join(METHODS)}")
-    return METHODS[name]
+__all__ = ["METHODS", "ArchParameters", "Method", "get_method"]
 
 
 class ArchParameters:

@@ -16,10 +16,8 @@ holds everything needed to resume an interrupted search exactly at an epoch boun
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -27,118 +25,11 @@ from torch.nn import functional as F
 
 from gaea_tune.weight_sharing._arch_optim import gumbel_tau, row_entropy
 from gaea_tune.weight_sharing._methods import ArchParameters, Method, get_method
-
-FORMULATIONS = ("erm", "bilevel")
-GENOTYPE_FROM = ("current", "epoch_mean")
-# PC-DARTS channel proportion 1/k: 4 on the DARTS space (paper); 2 on NB201, whose cells are
-# narrow (C=16 -> 8 channels per op; a CPU-scale C=8 still leaves 4).
-DEFAULT_PARTIAL_K = {"darts": 4, "nb201": 2}
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """Options of one weight-sharing search (paper defaults for GAEA on NB201).
-
-    ``arch_lr``: ``None`` takes the method's default (GAEA 0.1; DARTS/GDAS Adam 3e-4; PC-DARTS
-    6e-4). At CPU scale the softmax controls barely move in a few epochs at 3e-4; raise it and
-    say so when comparing. ``erm_joint``: under ERM, compute the architecture and weight
-    gradients from ONE forward/backward pass and update both (a simultaneous instead of an
-    alternating first-order step; about half the compute per batch). ``genotype_from``:
-    ``"current"`` (paper: argmax of the final weights) or ``"epoch_mean"`` (argmax of the
-    weights averaged over the epoch's architecture steps; stabler when weights are near
-    uniform). ``exclude_none``: ``None`` -> True on NB201 (as GAEA), False on DARTS (whose
-    parse ignores ``none``). ``partial_k``: ``None`` -> :data:`DEFAULT_PARTIAL_K`.
-    ``amp``: ``None`` -> bfloat16 autocast on CUDA, off on CPU. ``channels_last``: ``None`` -> on
-    (NHWC activations: about 1.45x faster search steps than NCHW on CPU too, see the bench).
-    """
-
-    C: int = 16
-    N: int = 5
-    epochs: int = 25
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    arch_lr: float | None = None
-    arch_weight_decay: float | None = None
-    formulation: str = "erm"
-    erm_joint: bool = False
-    exclude_none: bool | None = None
-    partial_k: int | None = None
-    tau_max: float = 10.0
-    tau_min: float = 0.1
-    rsws_candidates: int = 10
-    genotype_from: str = "current"
-    amp: bool | None = None
-    channels_last: bool | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("C", "N", "epochs", "batch_size", "eval_batch_size", "rsws_candidates"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("lr", "lr_min", "tau_max", "tau_min"):
-            value = getattr(self, name)
-            if not (_is_real(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name in ("momentum", "weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            if not (_is_real(value) and value >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if self.arch_lr is not None and not (_is_real(self.arch_lr) and self.arch_lr > 0):
-            raise ValueError(f"arch_lr must be a positive number or null, got {self.arch_lr!r}")
-        if self.arch_weight_decay is not None and not (
-            _is_real(self.arch_weight_decay) and self.arch_weight_decay >= 0
-        ):
-            raise ValueError(
-                f"arch_weight_decay must be >= 0 or null, got {self.arch_weight_decay!r}"
-            )
-        if self.formulation not in FORMULATIONS:
-            raise ValueError(
-                f"formulation must be one of {', '.join(FORMULATIONS)}, got {self.formulation!r}"
-            )
-        if self.genotype_from not in GENOTYPE_FROM:
-            raise ValueError(
-                f"genotype_from must be one of {', '.join(GENOTYPE_FROM)}, got {self.genotype_from!r}"
-            )
-        if self.partial_k is not None and (
-            isinstance(self.partial_k, bool)
-            or not isinstance(self.partial_k, int)
-            or self.partial_k < 1
-        ):
-            raise ValueError(f"partial_k must be a positive int or null, got {self.partial_k!r}")
-        if self.tau_min > self.tau_max:
-            raise ValueError(f"need tau_min <= tau_max, got {self.tau_min=}, {self.tau_max=}")
-        for name in ("erm_joint", "exclude_none", "amp", "channels_last"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, bool):
-                raise ValueError(f"{name} must be true/false, got {value!r}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SearchOptions:
-        """Options from a mapping; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown search options {unknown}; allowed: {', '.join(sorted(known))}"
-            )
-        values = dict(values)
-        for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "arch_lr",
-                     "arch_weight_decay", "tau_max", "tau_min"):  # fmt: skip
-            if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
-                values[name] = float(values[name])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+from gaea_tune.weight_sharing._options import (
+    DEFAULT_PARTIAL_K,
+    GENOTYPE_FROM,
+    SearchOptions,
+)
 
 
 def resolve_space(space: Any) -> Any:
