@@ -38,13 +38,15 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
     for run in tracker.child_runs(parent_run_id):
         if run.data.tags.get("gaea.level") != "method":
             continue
+        outcome = None
         if run.info.status == "FAILED":
             failures.append(
                 {"run": run.data.tags.get("mlflow.runName"), "mlflow_run_id": run.info.run_id,
                  "reason": run.data.tags.get("gaea.failure", "unknown")}
             )  # fmt: skip
-            continue
-        outcome = tracker.download_json(run.info.run_id, "outcome.json")
+            if "outcome.json" not in tracker.artifact_names(run.info.run_id):
+                continue  # failed before it had anything to show
+        outcome = outcome or tracker.download_json(run.info.run_id, "outcome.json")
         entry = methods.setdefault(
             outcome["label"],
             {"family": outcome["family"], "method": outcome["method"], "seeds": []},
@@ -52,6 +54,8 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         entry["seeds"].append(
             {
                 "seed": outcome["seed"],
+                "status": outcome.get("status", "finished"),
+                "failure": outcome.get("failure"),
                 "spent_device_seconds": outcome["spent_device_seconds"],
                 "trials": outcome["trials"],
                 "failed_trials": outcome.get("failed_trials", {}),
@@ -142,6 +146,7 @@ def _rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "device_hours": float(np.mean([s["spent_device_seconds"] for s in seeds])) / 3600.0,
                 "trials": float(np.mean([s["trials"] for s in seeds])),
                 "failed": sum(len(s.get("failed_trials") or {}) for s in seeds),
+                "failed_seeds": sum(s.get("status") == "failed" for s in seeds),
             }
         )
     ranked = sorted(rows, key=lambda r: -(r["mean"] if r["mean"] is not None else -math.inf))
@@ -154,14 +159,15 @@ def markdown_table(summary: dict[str, Any]) -> str:
     column = summary.get("ground_truth_column") or "ground truth"
     kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
     lines = [
-        f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | failed | seeds |",
+        f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | failed trials | seeds (failed) |",
         "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in _rows(summary):
         accuracy = "n/a" if row["mean"] is None else f"{row['mean']:.2f} +- {row['std']:.2f}"
         lines.append(
             f"| {row['rank'] or '-'} | {row['method']} | {row['family']} | {accuracy} | "
-            f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['failed']} | {row['seeds']} |"
+            f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['failed']} | "
+            f"{row['seeds']} ({row['failed_seeds']}) |"
         )
     for failure in summary.get("failed_methods", []):
         lines.append(f"\nfailed: {failure['run']}: {failure['reason']}")

@@ -223,6 +223,10 @@ class Tracker:
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
 
+    def artifact_names(self, run_id: str) -> set[str]:
+        """Paths of the run's top-level artifacts."""
+        return {item.path for item in self.client.list_artifacts(run_id)}
+
     def download_json(self, run_id: str, artifact_file: str) -> Any:
         with tempfile.TemporaryDirectory() as folder:
             local = self.client.download_artifacts(run_id, artifact_file, folder)

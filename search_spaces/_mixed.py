@@ -53,6 +53,8 @@ class MixedOp(nn.Module):
         active = x.shape[1] // k
         x_active, x_bypass = x[:, :active], x[:, active:]
         mixed = sum(w * op(x_active) for w, op in zip(weights, self.candidates))
+        if k == 1:  # every channel goes through the ops; nothing bypasses them
+            return mixed
         if self.stride > 1:
             x_bypass = F.max_pool2d(x_bypass, 2, 2, ceil_mode=True)
         if mixed.shape[1] != active:  # ops that change the channel count keep the ratio

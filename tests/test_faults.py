@@ -95,25 +95,6 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local)
     }
 
 
-def test_diverging_trials_fail_with_reason_and_comparison_continues(tmp_path, ray_local):
-    raw = _raw(tmp_path, methods={
-        "random": {"epochs": 1, "batch_size": 32, "max_concurrent": 1},
-        "diverging": {"method": "random", "epochs": 3, "batch_size": 32, "max_concurrent": 1},
-    })  # fmt: skip
-    config = parse_config(raw)
-    # Past validation on purpose: an absurd learning rate makes every trial's loss overflow.
-    config.methods[1].options["lr"] = 1e7
-    result = compare(config, progress=lambda t: None)
-    by_label = {o["label"]: o for o in result["outcomes"]}
-    assert by_label["random"]["genotype"] is not None
-    failed = by_label["diverging"]["failed_trials"]
-    assert failed and all("non-finite" in reason for reason in failed.values())
-    assert by_label["diverging"]["trials"] <= 5 + 1  # stops after repeated failures
-    trial_runs = _runs_by_level(config, Path(result["workdir"]))["trial"]
-    failed_runs = [r for r in trial_runs if r.info.status == "FAILED"]
-    assert failed_runs and all("non-finite" in r.data.tags["gaea.failure"] for r in failed_runs)
-
-
 def test_killed_driver_resumes_without_duplicates(tmp_path):
     raw = _raw(tmp_path, budget={"device_seconds": 16})
     config_file = tmp_path / "faults.yaml"
@@ -152,3 +133,66 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
         e["trial_device_seconds"] for e in _events(workdir, "random-seed0") if e["kind"] == "result"
     ]
     assert seed["spent_device_seconds"] <= 16 + 2 * max(steps)
+
+
+def test_deterministic_failures_are_not_retried_and_a_failed_method_shows_as_failed(
+    tmp_path, ray_local
+):
+    """lr 10 with weight decay 1.0 passes validation and diverges: each such trial fails once
+    (no retry from its checkpoint), is charged only the work it did, and the method keeps
+    searching. A weight-sharing method whose only trial fails on a bad option ends FAILED,
+    with the reason, in its outcome, summary.json, the table and MLflow."""
+    from gaea_tune.report import markdown_table, write_report
+
+    raw = _raw(tmp_path, budget={"device_seconds": 10}, max_failures=2, methods={
+        "random": {"epochs": 2, "batch_size": 32, "max_concurrent": 1},
+        "diverging": {"method": "random", "epochs": 3, "batch_size": 32, "lr": 10,
+                      "weight_decay": 1.0, "max_concurrent": 1},
+        "gaea-darts": {"epochs": 2, "batch_size": 32},
+    })  # fmt: skip
+    config = parse_config(raw)
+    # Past validation on purpose (as a Python caller could): the trainable refuses it itself.
+    config.methods[2].options["lr"] = 1e7
+    result = compare(config, progress=lambda t: None)
+    workdir = Path(result["workdir"])
+    by_label = {o["label"]: o for o in result["outcomes"]}
+    assert by_label["random"]["status"] == "finished" and by_label["random"]["genotype"]
+
+    events = _events(workdir, "diverging-seed0")
+    failed = {e["trial_id"]: e["reason"] for e in events if e["kind"] == "failed"}
+    assert len(failed) >= 2, "the method stopped searching after a deterministic failure"
+    assert all("non-finite" in reason for reason in failed.values())
+    assert not [e for e in events if e["kind"] == "lost"], "a deterministic failure was retried"
+    for trial_id in failed:  # its epochs once each, then its failure: nothing re-run
+        results = [e for e in events if e["kind"] == "result" and e["trial_id"] == trial_id]
+        epochs = [e["epoch"] for e in results[:-1]]
+        assert epochs == sorted(set(epochs)) and results[-1]["search_signal"] is None
+        spent = [e["trial_device_seconds"] for e in results]
+        assert spent == sorted(spent) and 0 < spent[-1] < config.budget_device_seconds
+    trial_dirs = list((workdir / "ray").glob("*/diverging-seed0/*/"))
+    assert trial_dirs and not [d for d in trial_dirs if (d / "error.txt").exists()], (
+        "a deterministic failure reached Tune as an error (and was retried)"
+    )
+
+    ws = by_label["gaea-darts"]
+    assert ws["status"] == "failed" and "search.lr: 10000000.0" in ws["failure"]
+    assert ws["genotype"] is None and ws["spent_device_seconds"] < 2
+    uri, artifacts = default_tracking(workdir)
+    tracker = Tracker(uri, config.name, artifacts)
+    summary = write_report(tracker, tmp_path / "report", result["parent_run_id"])
+    seed = summary["methods"]["gaea-darts"]["seeds"][0]
+    assert seed["status"] == "failed" and "search.lr" in seed["failure"]
+    assert any(
+        f["run"] == "gaea-darts-seed0" and "search.lr" in f["reason"]
+        for f in summary["failed_methods"]
+    )
+    table = markdown_table(summary)
+    assert "| gaea-darts | weight-sharing | n/a |" in table and "failed: gaea-darts-seed0" in table
+    runs = _runs_by_level(config, workdir)
+    method_runs = {r.data.tags["gaea.method"]: r for r in runs["method"]}
+    assert method_runs["gaea-darts"].info.status == "FAILED"
+    assert "search.lr" in method_runs["gaea-darts"].data.tags["gaea.failure"]
+    assert method_runs["random"].info.status == "FINISHED"
+    failed_trial_runs = [r for r in runs["trial"] if r.info.status == "FAILED"]
+    assert len(failed_trial_runs) >= len(failed) + 1
+    assert not [r for r in runs["trial"] if r.info.status == "RUNNING"]

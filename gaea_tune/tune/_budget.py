@@ -78,7 +78,8 @@ class BudgetState:
 
     def on_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self.last_result_time[trial_id] = time.time()
-        signal = result.get("search_signal")
+        failure = result.get("failure")
+        signal = None if failure else result.get("search_signal")
         entropy = result.get("entropy")
         self.record(
             {
@@ -95,6 +96,8 @@ class BudgetState:
                 },
             }
         )
+        if failure:  # a deterministic failure: charged above, recorded once, never retried
+            self.record({"kind": "failed", "trial_id": trial_id, "reason": str(failure)})
 
 
 def _finite(value: Any) -> bool:
@@ -135,7 +138,8 @@ class BudgetCallback(_StateRef, Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self.state.record({"kind": "finish", "trial_id": trial.trial_id, "completed": True})
+        failed = bool((trial.last_result or {}).get("failure"))
+        self.state.record({"kind": "finish", "trial_id": trial.trial_id, "completed": not failed})
 
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -176,6 +180,11 @@ class BudgetedSearcher(Searcher):
         ok = self.searcher.set_search_properties(metric, mode, config, **spec)
         self._metric, self._mode = self.searcher.metric, self.searcher.mode
         return ok
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Hand the limit to the wrapped searcher if it enforces one itself (BOHB does, counting
+        only trials that hold a slot); otherwise Tune's ConcurrencyLimiter enforces it."""
+        return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str) -> dict | None:
         state = self.ref.state

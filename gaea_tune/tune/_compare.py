@@ -219,7 +219,13 @@ def _outcome(
     genotype = incumbent["genotype"] if incumbent else None
     ground_truth = nb201_ground_truth(genotype, primary) if genotype and primary else None
     trials = {e["trial_id"] for e in state.events} | set(state.ledger.spent_by_trial)
+    failure = None
+    if genotype is None:  # nothing to show for the budget: the method x seed failed
+        reasons = sorted(set(state.failures.values()))
+        failure = "; ".join(reasons) if reasons else "no trial reported a search signal"
     return {
+        "status": "failed" if failure else "finished",
+        "failure": failure,
         "label": method.label,
         "method": method.method,
         "family": method.family,
@@ -257,9 +263,11 @@ def _log_outcome(tracker: Tracker, run_id: str, outcome: dict[str, Any]) -> None
     tags = {"genotype": outcome["genotype"] or ""}
     if outcome["failed_trials"]:
         tags["gaea.failures"] = "; ".join(f"{k}: {v}" for k, v in outcome["failed_trials"].items())
+    if outcome.get("failure"):
+        tags["gaea.failure"] = str(outcome["failure"])[:4000]
     tracker.set_tags(run_id, tags)
     tracker.log_json(run_id, outcome, "outcome.json")
-    tracker.end_run(run_id, "FINISHED")
+    tracker.end_run(run_id, "FAILED" if outcome.get("status") == "failed" else "FINISHED")
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -373,6 +381,7 @@ def _run_live(
         scheduling_strategy=node
     )
     pending: dict[Any, str] = {}
+    jobs: dict[str, tuple[MethodConfig, int]] = {}
     outcomes: list[dict[str, Any]] = []
     for method in config.methods:
         for seed in config.seeds:
@@ -388,6 +397,7 @@ def _run_live(
                 "storage_path": storage, "resume": resume,
             }  # fmt: skip
             pending[task.remote(job)] = name
+            jobs[name] = (method, seed)
     last = 0.0
     errors: list[str] = []
     while pending:
@@ -395,15 +405,38 @@ def _run_live(
         for ref in ready:
             name = pending.pop(ref)
             try:
-                outcomes.append(ray.get(ref))
+                outcome = ray.get(ref)
             except Exception as error:  # one method failing does not end the comparison
-                errors.append(f"{name}: {str(error).strip().splitlines()[-1]}")
+                outcome = _failed_outcome(config, jobs[name], run_dir, _last_line(error))
+            if outcome.get("status") == "failed":
+                errors.append(f"{name}: {outcome['failure']}")
+            outcomes.append(outcome)
         if time.time() - last >= config.report_every_seconds or not pending:
             last = time.time()
             progress(format_progress(config, run_dir))
     for line in errors:
         progress(f"method failed: {line}")
     return outcomes
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1][:2000] if lines else type(error).__name__
+
+
+def _failed_outcome(
+    config: ExperimentConfig, job: tuple[MethodConfig, int], run_dir: Path, reason: str
+) -> dict[str, Any]:
+    """The outcome of a method x seed whose whole task failed (its MLflow run is FAILED with
+    the reason already): what it spent, from its event log, and why it failed."""
+    method, seed = job
+    key = run_key(config.name, run_dir.name, method.label, seed)
+    devices, _ = device_count(config.resources["gpu"], config.resources["cpu"])
+    events = str(run_dir / "events" / f"{method.label}-seed{seed}.jsonl")
+    state = BudgetState(key, config.budget_device_seconds, events, devices)
+    outcome = _outcome(config, method, seed, state)
+    outcome.update(status="failed", failure=reason)
+    return outcome
 
 
 def format_progress(config: ExperimentConfig, run_dir: Path) -> str:

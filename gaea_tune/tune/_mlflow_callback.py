@@ -94,7 +94,11 @@ class MLflowTrialLogger(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self.tracker.end_run(self.run_id(trial), "FINISHED")
+        run_id = self.run_id(trial)
+        failure = (trial.last_result or {}).get("failure")
+        if failure:  # a deterministic failure the trainable reported (not retried)
+            self.tracker.set_tags(run_id, {"gaea.failure": str(failure)[:500]})
+        self.tracker.end_run(run_id, "FAILED" if failure else "FINISHED")
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

@@ -24,6 +24,7 @@ from gaea_tune.baselines._options import TRAINING_CONSTRAINTS
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._train import StandaloneTraining, seeded_network
 from gaea_tune.budget import device_count
+from gaea_tune.tune._trial import DETERMINISTIC_ERRORS, failure_result
 
 _CHECKPOINT_FILE = "standalone.pt"
 
@@ -63,14 +64,34 @@ def _nb201_monitors(genotype: Any) -> dict[str, float]:
 
 
 def standalone_trainable(config: dict[str, Any]) -> None:
-    """Train ``config``'s genotype for up to ``config["epochs"]`` epochs, reporting every epoch."""
-    started = time.perf_counter()
+    """Train ``config``'s genotype for up to ``config["epochs"]`` epochs, reporting every epoch.
+
+    A deterministic failure (non-finite loss, bad option, impossible shape) ends the trial with
+    one last result carrying ``failure`` instead of an error Tune would retry (see
+    :mod:`gaea_tune.tune._trial`).
+    """
+    spend = {"before": 0.0, "started": time.perf_counter(), "devices": 0.0, "kind": "cpu"}
+    try:
+        _train(config, spend)
+    except DETERMINISTIC_ERRORS as error:
+        spent = spend["before"] + (time.perf_counter() - spend["started"]) * spend["devices"]
+        extra = {"node_id": ray.get_runtime_context().get_node_id()}
+        try:
+            extra["genotype"] = str(trial_genotype(config))
+        except DETERMINISTIC_ERRORS:
+            pass  # the genotype itself was the bad input
+        tune.report(failure_result(error, spent, str(spend["kind"]), **extra))
+
+
+def _train(config: dict[str, Any], spend: dict[str, Any]) -> None:
+    started = spend["started"]
     training_keys = {k: config[k] for k in TRAINING_CONSTRAINTS if k in config}
     validate_options("trial", training_keys, TRAINING_CONSTRAINTS)  # the YAML validator's rules
     resources = config.get("resources") or {"cpu": 1, "gpu": 0}
     devices, device_kind = device_count(
         float(resources.get("gpu", 0) or 0), float(resources.get("cpu", 1) or 0)
     )
+    spend.update(devices=devices, kind=device_kind)
     use_gpu = float(resources.get("gpu", 0) or 0) > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
     space = _space(config.get("space", "nb201"))
@@ -101,6 +122,7 @@ def standalone_trainable(config: dict[str, Any]) -> None:
             )
         training.load_state_dict(state["training"])
         spent_before = float(state["device_seconds"])
+        spend["before"] = spent_before
         resumes = int(state.get("resumes", 0)) + 1
     monitors = _nb201_monitors(genotype) if space.name == "nb201" else {}
     text = str(genotype)

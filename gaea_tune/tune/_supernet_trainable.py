@@ -27,6 +27,7 @@ import torch
 from ray import tune
 
 from gaea_tune.budget import device_count
+from gaea_tune.tune._trial import DETERMINISTIC_ERRORS, failure_result
 from gaea_tune.weight_sharing import SearchOptions, SupernetSearch, get_method
 
 TRAINABLE_KEYS = ("space", "method", "dataset", "seed", "resources", "budget_device_seconds")
@@ -91,12 +92,27 @@ def nb201_monitors(genotype: Any) -> dict[str, float]:
 
 
 def supernet_trainable(config: dict[str, Any]) -> None:
-    """Run one weight-sharing search, reporting (and checkpointing) after every epoch."""
-    started = time.perf_counter()
+    """Run one weight-sharing search, reporting (and checkpointing) after every epoch.
+
+    A deterministic failure (non-finite loss, bad option, impossible shape) ends the trial with
+    one last result carrying ``failure`` instead of an error Tune would retry (see
+    :mod:`gaea_tune.tune._trial`).
+    """
+    spend = {"seconds": 0.0, "mark": time.perf_counter(), "devices": 0.0, "kind": "cpu"}
+    try:
+        _search(config, spend)
+    except DETERMINISTIC_ERRORS as error:
+        spent = spend["seconds"] + (time.perf_counter() - spend["mark"]) * spend["devices"]
+        node = ray.get_runtime_context().get_node_id()
+        tune.report(failure_result(error, spent, str(spend["kind"]), node_id=node))
+
+
+def _search(config: dict[str, Any], spend: dict[str, Any]) -> None:
     base, options = split_config(config)
     from gaea_tune.data import load_splits
 
     count, kind = device_count(base["gpu"], base["cpu"])
+    spend.update(devices=count, kind=kind)
     use_cuda = base["gpu"] > 0 and torch.cuda.is_available()
     device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
     if not use_cuda and base["cpu"] >= 1:
@@ -107,7 +123,6 @@ def supernet_trainable(config: dict[str, Any]) -> None:
     search = SupernetSearch.from_splits(
         base["space"], base["method"], options, splits, device=device, seed=base["seed"]
     )
-    device_seconds = 0.0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -115,8 +130,7 @@ def supernet_trainable(config: dict[str, Any]) -> None:
                 Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True
             )
         search.load_state_dict(state["search"])
-        device_seconds = float(state["device_seconds"])
-    mark = started
+        spend["seconds"] = float(state["device_seconds"])
     while search.epoch < options.epochs:
         metrics = search.run_epoch()
         if not math.isfinite(metrics["train_loss"]):
@@ -128,8 +142,9 @@ def supernet_trainable(config: dict[str, Any]) -> None:
             metrics["edge_weights"] = edges
         with tempfile.TemporaryDirectory(prefix="gaea-ckpt-") as folder:
             now = time.perf_counter()
-            device_seconds += (now - mark) * count
-            mark = now
+            spend["seconds"] += (now - spend["mark"]) * count
+            spend["mark"] = now
+            device_seconds = spend["seconds"]
             torch.save(
                 {"search": search.state_dict(), "device_seconds": device_seconds},
                 os.path.join(folder, CHECKPOINT_FILE),
@@ -137,7 +152,7 @@ def supernet_trainable(config: dict[str, Any]) -> None:
             metrics.update(device_seconds=device_seconds, device_kind=kind, device=str(device),
                            node_id=ray.get_runtime_context().get_node_id())  # fmt: skip
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        mark = time.perf_counter()  # the report itself (Ray's checkpoint copy) is not charged
+        spend["mark"] = time.perf_counter()  # the report (Ray's checkpoint copy) is not charged
         budget = base["budget_device_seconds"]
         if budget is not None and device_seconds >= budget:
             break

@@ -44,6 +44,8 @@ def run_tabular(
                                         "budget_device_seconds": config.budget_device_seconds,
                                         **{f"option.{k}": v for k, v in method.options.items()}})  # fmt: skip
             outcome = {
+                "status": "finished",
+                "failure": None,
                 "label": method.label,
                 "method": method.method,
                 "family": "standalone",
