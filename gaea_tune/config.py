@@ -137,7 +137,7 @@ _TOP_KEYS = (
     "ray_address", "tracking_uri", "artifact_location", "output_dir", "storage_path",
     "max_failures", "final_retrain", "progress_every_seconds",
 )  # fmt: skip
-_SPACE_KEYS = {"name": None, "C": (int, 1, 1024), "N": (int, 1, 64)}
+_SPACE_KEYS = {"name": None, "C": (int, 1, 1024), "N": (int, 1, 64), "exclude_none": (bool,)}
 _DATASET_KEYS = {
     "name": None,
     "root": None,
@@ -364,7 +364,10 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise _unknown("mode", mode, MODES)
 
     space = _parse_section(
-        "space", raw.get("space") or {}, _SPACE_KEYS, {"name": "nb201", "C": 16, "N": 5}
+        "space",
+        raw.get("space") or {},
+        _SPACE_KEYS,
+        {"name": "nb201", "C": 16, "N": 5, "exclude_none": False},
     )
     if space["name"] not in SPACES:
         raise _unknown("space.name", space["name"], SPACES)
@@ -513,6 +516,11 @@ def _parse_methods(methods: Any, mode: str, space: dict[str, Any]) -> tuple[Meth
                 f"methods: {label!r} is not a valid label; allowed: letters, digits, '_', '-', '.'"
             )
         method = options.pop("method", label)
+        if "exclude_none" in options:
+            raise ConfigError(
+                f"methods.{label}.exclude_none: the candidate-op set is one per comparison, so "
+                "that every method searches the same space; set space.exclude_none instead"
+            )
         if method not in allowed_methods:
             where = f"methods.{label}.method" if method != label else "methods"
             raise _unknown(where, method, allowed_methods)

@@ -90,6 +90,7 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         "budget_device_seconds": budget,
         "device_kind": "gpu" if float(resources.get("gpu", 0) or 0) > 0 else "cpu",
         "ground_truth_column": primary,
+        "space": _space_summary(config),
         "methods": methods,
         "entropy": entropy,
         "significance": significance(methods),
@@ -100,6 +101,18 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
             "parent_run_id": parent_run_id,
         },
     }
+
+
+def _space_summary(config: dict[str, Any]) -> dict[str, Any]:
+    """The search space every method of the comparison searched, candidate ops included."""
+    from search_spaces import get_space
+
+    space = dict(config.get("space") or {})
+    name = space.get("name", "nb201")
+    exclude_none = bool(space.get("exclude_none", False))
+    ops = list(get_space(name).candidate_ops(exclude_none))
+    return {"name": name, "C": space.get("C"), "N": space.get("N"),
+            "exclude_none": exclude_none, "candidate_ops": ops}  # fmt: skip
 
 
 def _primary_value(seed: dict[str, Any]) -> float | None:
@@ -158,7 +171,15 @@ def _rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown_table(summary: dict[str, Any]) -> str:
     column = summary.get("ground_truth_column") or "ground truth"
     kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
-    lines = [
+    space = summary.get("space")
+    lines = []
+    if space:
+        lines += [
+            f"Search space (the same for every method): {space['name']}, candidate ops: "
+            f"{', '.join(space['candidate_ops'])}",
+            "",
+        ]
+    lines += [
         f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | failed trials | seeds (failed) |",
         "|---:|---|---|---:|---:|---:|---:|---:|",
     ]

@@ -52,6 +52,16 @@ def _base_trial_config(config: ExperimentConfig, seed: int) -> dict[str, Any]:
     }
 
 
+def method_options(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any]:
+    """A method's options plus the comparison-level settings every method obeys: the candidate
+    op set (``space.exclude_none``), so both families search the same space."""
+    options = dict(method.options)
+    exclude_none = bool(config.space.get("exclude_none", False))
+    if method.family == "weight-sharing" or config.space["name"] == "nb201":
+        options["exclude_none"] = exclude_none  # DARTS-space genotypes never hold `none`
+    return options
+
+
 def _tune_setup(
     config: ExperimentConfig, method: MethodConfig, seed: int, ref: BudgetStopper
 ) -> tuple[Any, dict[str, Any], tune.TuneConfig]:
@@ -61,7 +71,7 @@ def _tune_setup(
     if method.family == "weight-sharing":
         from gaea_tune.tune._supernet_trainable import supernet_trainable
 
-        param_space = {**base, "method": method.method, **method.options}
+        param_space = {**base, "method": method.method, **method_options(config, method)}
         tune_config = tune.TuneConfig(metric="search_signal", mode="max", num_samples=1)
         return tune.with_resources(supernet_trainable, resources), param_space, tune_config
 
@@ -69,7 +79,7 @@ def _tune_setup(
     from gaea_tune.tune._standalone_trainable import standalone_trainable
     from search_spaces import get_space
 
-    options = dict(method.options)
+    options = method_options(config, method)
     max_epochs = int(options.get("epochs", 12))
     max_concurrent = options.pop("max_concurrent", None)
     param_space, search_alg, scheduler = make_tune_components(

@@ -6,7 +6,7 @@ from typing import Any
 
 from gaea_tune.config import ExperimentConfig
 from gaea_tune.tracking import Tracker
-from gaea_tune.tune._compare import _connect, _log_outcome, run_key
+from gaea_tune.tune._compare import _connect, _log_outcome, method_options, run_key
 from gaea_tune.tune._outcome import nb201_ground_truth
 
 
@@ -29,7 +29,7 @@ def run_tabular(
     for method in config.methods:
         results = run_seeds(
             method.method, dataset, config.budget_device_seconds, list(config.seeds),
-            **method.options,
+            **method_options(config, method),
         )  # fmt: skip
         for result in results:
             name = f"{method.label}-seed{result.seed}"
