@@ -6,6 +6,7 @@ Runs are nested through the ``mlflow.parentRunId`` tag, so the MLflow UI shows t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -14,19 +15,33 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException
 
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
+from gaea_tune.config import ConfigError
 
-from gaea_tune.config import ConfigError  # noqa: E402
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow's artifact progress bar off for one call (the caller's environment is restored)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -205,7 +220,8 @@ class Tracker:
     def log_artifact(
         self, run_id: str, path: str | os.PathLike[str], folder: str | None = None
     ) -> None:
-        self.client.log_artifact(run_id, str(path), folder)
+        with _no_progress_bar():
+            self.client.log_artifact(run_id, str(path), folder)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
@@ -229,7 +245,8 @@ class Tracker:
 
     def download_json(self, run_id: str, artifact_file: str) -> Any:
         with tempfile.TemporaryDirectory() as folder:
-            local = self.client.download_artifacts(run_id, artifact_file, folder)
+            with _no_progress_bar():
+                local = self.client.download_artifacts(run_id, artifact_file, folder)
             return json.loads(Path(local).read_text())
 
     def ui_url(self, host: str = "127.0.0.1", port: int = 5000) -> str:

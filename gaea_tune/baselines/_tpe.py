@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from gaea_tune._constraints import Boolean, Interval
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._searcher import Proposal, Searcher
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Optuna's INFO lines and experimental warnings off for one call; the caller's Optuna
+    verbosity and warning filters are restored afterwards."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 class TPESearcher(Searcher):
@@ -41,14 +59,12 @@ class TPESearcher(Searcher):
         if not (isinstance(n_startup_trials, int) and n_startup_trials >= 0):
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {n_startup_trials!r}")
         self.fidelity = fidelity
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         kwargs: dict[str, Any] = {"seed": self.seed, "n_startup_trials": n_startup_trials}
         if multivariate is not None:
             kwargs["multivariate"] = bool(multivariate)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             sampler = optuna.samplers.TPESampler(**kwargs)
-        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+            self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.distributions = {
             name: optuna.distributions.CategoricalDistribution(list(choices))
             for name, choices in param_spec(space, exclude_none)
@@ -56,8 +72,7 @@ class TPESearcher(Searcher):
         self._trials: dict[int, int] = {}  # proposal id -> optuna trial number
 
     def _ask(self) -> tuple[Any, int | None]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             trial = self.study.ask(self.distributions)
         self._trials[self._next_id] = trial.number
         return decode(self.space, trial.params), self.fidelity
@@ -66,8 +81,7 @@ class TPESearcher(Searcher):
         import optuna
 
         number = self._trials.pop(proposal.id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             if signal == signal:
                 self.study.tell(number, float(signal))
             else:
