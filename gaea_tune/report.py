@@ -211,15 +211,16 @@ def csv_table(summary: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _plot_incumbents(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+def plot_incumbents(summary: dict[str, Any]) -> Any:
+    """A matplotlib ``Figure``: each method's incumbent ground truth (mean over seeds, band =
+    seed min-max) against device-hours. Uses matplotlib's object API: no global backend or
+    pyplot state is touched, so it is safe in notebooks."""
+    from matplotlib.figure import Figure
 
     budget_hours = summary["budget_device_seconds"] / 3600.0
     grid = np.linspace(0.0, budget_hours, 200)
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     for label, entry in summary["methods"].items():
         curves = []
         for seed in entry["seeds"]:
@@ -251,19 +252,18 @@ def _plot_incumbents(summary: dict[str, Any], path: Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
 
 
-def _plot_entropy(summary: dict[str, Any], path: Path) -> bool:
+def plot_entropy(summary: dict[str, Any]) -> Any | None:
+    """A matplotlib ``Figure`` of the mean per-edge entropy of each weight-sharing search's
+    architecture weights per epoch, or None when no search recorded one."""
     if not summary["entropy"]:
-        return False
-    import matplotlib
+        return None
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     for label, runs in summary["entropy"].items():
         for index, values in enumerate(runs):
             axes.plot(range(1, len(values) + 1), values, marker="o", markersize=3,
@@ -274,9 +274,7 @@ def _plot_entropy(summary: dict[str, Any], path: Path) -> bool:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return True
+    return figure
 
 
 def write_report(
@@ -293,9 +291,11 @@ def write_report(
     }
     for name, text in files.items():
         (folder / name).write_text(text)
-    _plot_incumbents(summary, folder / "incumbent_vs_device_hours.png")
+    plot_incumbents(summary).savefig(folder / "incumbent_vs_device_hours.png", dpi=120)
     plots = ["incumbent_vs_device_hours.png"]
-    if _plot_entropy(summary, folder / "entropy.png"):
+    entropy = plot_entropy(summary)
+    if entropy is not None:
+        entropy.savefig(folder / "entropy.png", dpi=120)
         plots.append("entropy.png")
     parent = summary["mlflow"]["parent_run_id"]
     for name in [*files, *plots]:
@@ -304,4 +304,13 @@ def write_report(
     return summary
 
 
-__all__ = ["PARENT_TAG", "collect", "csv_table", "markdown_table", "significance", "write_report"]
+__all__ = [
+    "PARENT_TAG",
+    "collect",
+    "csv_table",
+    "markdown_table",
+    "plot_entropy",
+    "plot_incumbents",
+    "significance",
+    "write_report",
+]
