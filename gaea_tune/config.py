@@ -345,10 +345,39 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_config(
-    path: str | os.PathLike[str], overrides: list[str] | None = None
+    path: str | os.PathLike[str],
+    overrides: list[str] | Mapping[str, Any] | None = None,
 ) -> ExperimentConfig:
-    """Read, override and validate a YAML experiment file."""
-    return parse_config(apply_overrides(load_yaml(path), overrides or []))
+    """Read, override and validate a YAML experiment file.
+
+    ``overrides``: ``["key.sub=value", ...]`` (as ``--set``: values parsed as YAML 1.2 scalars)
+    or a mapping ``{"key.sub": value}`` whose values are used as given (a mapping value
+    replaces the whole section). Raises :class:`ConfigError` with a one-line message.
+    """
+    raw = load_yaml(path)
+    if isinstance(overrides, Mapping):
+        return parse_config(_apply_mapping(raw, overrides))
+    return parse_config(apply_overrides(raw, list(overrides or [])))
+
+
+def _apply_mapping(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"overrides: keys must be dotted field names, got {key!r}")
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"overrides: {key!r} goes through {part!r}, which is not a mapping"
+                )
+            node = child
+        node[parts[-1]] = copy.deepcopy(value)
+    return data
 
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:

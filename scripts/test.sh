@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-.venv/bin/ruff check gaea_tune search_spaces tests scripts
+.venv/bin/ruff check gaea_tune search_spaces tests scripts examples
 .venv/bin/python -m pytest -m "not integration" -q "$@"
 .venv/bin/python -m pytest -m integration -q "$@"
