@@ -23,6 +23,7 @@ from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.util import RegExp
 
 from gaea_tune._constraints import OptionError
+from gaea_tune.datasets import DATASETS, search_signal_error
 from gaea_tune.registry import (
     METHODS as METHOD_REGISTRY,
 )
@@ -33,7 +34,7 @@ from gaea_tune.registry import (
 )
 
 SPACES = ("nb201", "darts")
-DATASETS = ("cifar10-subset", "cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
+
 MODES = ("live", "tabular")
 TABULAR_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 METHODS = WEIGHT_SHARING_METHODS + STANDALONE_METHODS
@@ -414,8 +415,12 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(f"space.name: tabular mode needs 'nb201', got {space['name']!r}")
         if dataset["name"] not in TABULAR_DATASETS:
             raise _unknown("dataset.name", dataset["name"], TABULAR_DATASETS)
-    elif dataset["name"] != "cifar10-subset" and not dataset["download"]:
-        _require_dataset_files(dataset)
+    else:
+        no_signal = search_signal_error(dataset["name"])
+        if no_signal:
+            raise ConfigError(f"dataset.name: {no_signal}")
+        if dataset["name"] != "cifar10-subset" and not dataset["download"]:
+            _require_dataset_files(dataset)
 
     budget = _parse_budget(raw.get("budget"))
     seeds = _parse_seeds(raw.get("seeds", [0]))

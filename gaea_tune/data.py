@@ -4,41 +4,56 @@ Every dataset is held as one ``uint8`` NCHW tensor per split plus ``int64`` labe
 (pad-and-random-crop, horizontal flip) and normalisation run batch-wise on tensors inside
 :class:`BatchLoader`, driven by an explicit seed, so runs are reproducible and resumable.
 
-Datasets (:data:`DATASETS`) and their splits:
+The facts about each dataset (classes, image size, normalisation, where each split comes from,
+which NAS-Bench-201 (NB201) table columns are its ground truth) live in one registry,
+:data:`DATASET_INFO`; :func:`split_indices` and :func:`load_splits` derive everything from it.
+Each dataset has two image pools, its training set and its test set (ImageNet16-120: its
+validation set), and each split is a set of indices into one of them:
 
 ``cifar10-subset``
-    The bundled ``gaea_tune/data/cifar10-subset.zip`` (10,000 train / 2,000 test CIFAR-10 JPEGs).
-    train/valid = a seeded split of the 10,000 train images (``valid_fraction`` 0.5 -> 5k/5k);
-    test = the 2,000 test images. The zip is extracted once into the cache folder and decoded once
-    into ``cifar10-subset.npz`` next to it; later loads read that file.
+    The bundled ``gaea_tune/data/cifar10-subset.zip`` (10,000 train / 2,000 test CIFAR-10 JPEGs)
+    for offline runs and tests; NB201 has no index lists for it. train/valid = a split of the
+    10,000 training images seeded by ``seed`` (``valid_fraction``, default 0.5 -> 5k/5k); test =
+    the 2,000 test images, so valid and test never share an image. The zip is extracted once
+    into the cache folder and decoded once into ``cifar10-subset.npz`` next to it; later loads
+    read that file.
 ``cifar10-valid``
-    CIFAR-10's 50k train set split 25k train / 25k valid, test = the official 10k test set.
-    NB201 used one fixed split; here the split is a permutation seeded by ``seed``.
+    NB201's fixed split of CIFAR-10's 50k training set: train = its 25k ``train`` half, valid =
+    its 25k ``valid`` half; test = the official 10k test set. Not seeded.
 ``cifar10``
-    NB201's "train on all 50k, report on test": train = 50k, test = 10k, valid = empty by default.
-    Pass ``valid_fraction`` > 0 to hold a seeded part of the train set out as valid (it is then
-    removed from train); searches that need a validation signal should use ``cifar10-valid``.
+    NB201's "train on all 50k, report on the test set": train = 50k, test = 10k and no valid
+    split, so it gives a search no signal (:func:`search_signal_error`); search on
+    ``cifar10-valid`` instead.
 ``cifar100`` / ``ImageNet16-120``
-    train = the full train set; valid / test = NB201's x-valid / x-test, a seeded split of the
-    official test (CIFAR-100) or val (ImageNet16-120) set, 50/50 by default.
+    train = the full training set; valid = NB201's ``xvalid`` half of the official test
+    (CIFAR-100) / validation (ImageNet16-120) set, test = its ``xtest`` half. Everything a search
+    sees (training batches, architecture batches, its search signal) comes from train and valid,
+    so no ``xtest`` image, on which the ground truth is measured, ever steers one. Not seeded.
+
+NB201's index lists ship in ``gaea_tune/data/nb201_splits/`` (see its README.md).
+``max_train`` / ``max_valid`` / ``max_test`` cap a split to a subset of it seeded by ``seed``.
 
 CIFAR comes through torchvision and is downloaded only with ``download=True``. ImageNet16-120
 is read from NB201's pickled batches (``train_data_batch_1`` ... ``train_data_batch_10`` and
-``val_data``; labels 1-based, classes 1..120 kept and shifted to 0-based); it cannot be downloaded
-automatically.
+``val_data``; labels 1-based, classes 1..120 kept in file order and shifted to 0-based); it
+cannot be downloaded automatically.
 
 The cache folder is ``$GAEA_TUNE_CACHE`` if set, else ``~/.cache/gaea-tune``.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import pickle
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,24 +61,35 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gaea_tune.datasets import (  # noqa: F401  (the registry, re-exported)
+    CIFAR10_STATS,
+    DATASET_INFO,
+    DATASETS,
+    SPLITS,
+    DatasetInfo,
+    SplitSource,
+    dataset_info,
+    search_signal_error,
+)
+
 __all__ = [
     "CIFAR10_CLASSES",
     "DATASETS",
+    "DATASET_INFO",
+    "SPLITS",
     "BatchLoader",
+    "DatasetInfo",
     "ImageSplits",
+    "SplitSource",
     "TensorPair",
     "cache_dir",
+    "dataset_info",
     "load_splits",
+    "nb201_index_lists",
+    "search_signal_error",
+    "split_indices",
     "subset_path",
 ]
-
-DATASETS: tuple[str, ...] = (
-    "cifar10-subset",
-    "cifar10-valid",
-    "cifar10",
-    "cifar100",
-    "ImageNet16-120",
-)
 
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane",
@@ -78,26 +104,12 @@ CIFAR10_CLASSES: tuple[str, ...] = (
     "truck",
 )
 
-# Channel mean / std as NB201 normalises each dataset (pixel values in [0, 1]).
-_CIFAR10_STATS = (
-    tuple(x / 255 for x in (125.3, 123.0, 113.9)),
-    tuple(x / 255 for x in (63.0, 62.1, 66.7)),
-)
-_CIFAR100_STATS = (
-    tuple(x / 255 for x in (129.3, 124.1, 112.4)),
-    tuple(x / 255 for x in (68.2, 65.4, 70.4)),
-)
-_IMAGENET16_STATS = (
-    tuple(x / 255 for x in (122.68, 116.66, 104.01)),
-    tuple(x / 255 for x in (63.22, 61.26, 65.09)),
-)
-
 _SUBSET_ZIP = Path(__file__).resolve().parent / "data" / "cifar10-subset.zip"
 _SUBSET_NAME = "cifar10-subset"
 _SUBSET_FORMAT = 1  # bump when the npz layout changes
 _IMAGENET16_TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
 _IMAGENET16_VAL_FILE = "val_data"
-_IMAGENET16_CLASSES = 120
+_SPLITS_FOLDER = "data/nb201_splits"
 
 # Independent random streams derived from the seed, so caps never change the split.
 _STREAM_SPLIT = 0
@@ -338,38 +350,169 @@ def _read_imagenet16(files: list[Path], num_classes: int) -> TensorPair:
     )
 
 
-def _load_imagenet16(root: Path) -> tuple[TensorPair, TensorPair]:
+def _load_imagenet16(root: Path, num_classes: int) -> tuple[TensorPair, TensorPair]:
     folder = _imagenet16_folder(root)
-    train = _read_imagenet16([folder / f for f in _IMAGENET16_TRAIN_FILES], _IMAGENET16_CLASSES)
-    val = _read_imagenet16([folder / _IMAGENET16_VAL_FILE], _IMAGENET16_CLASSES)
+    train = _read_imagenet16([folder / f for f in _IMAGENET16_TRAIN_FILES], num_classes)
+    val = _read_imagenet16([folder / _IMAGENET16_VAL_FILE], num_classes)
     return train, val
 
 
+def _load_pools(
+    info: DatasetInfo, root: str | os.PathLike[str] | None, download: bool
+) -> dict[str, TensorPair]:
+    """The dataset's full training and test pools, keyed ``"train"`` / ``"test"``."""
+    if info.files == "cifar10-subset":
+        train, test = _load_subset(cache_dir(root))
+    else:
+        data_root = Path(root).expanduser() if root is not None else cache_dir() / "datasets"
+        if info.files == "imagenet16":
+            train, test = _load_imagenet16(data_root, info.num_classes)
+        else:
+            train, test = _load_torchvision(info.files, data_root, download)
+    return {"train": train, "test": test}
+
+
 # --------------------------------------------------------------------------- splits
+
+
+@cache
+def _read_index_file(file: str) -> dict[str, np.ndarray]:
+    """One shipped NB201 index file: key -> read-only int64 indices (cached per process)."""
+    path = resources.files("gaea_tune").joinpath(f"{_SPLITS_FOLDER}/{file}")
+    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
+        payload = json.load(handle)
+    lists: dict[str, np.ndarray] = {}
+    for key, value in payload.items():
+        if not (isinstance(value, list) and len(value) == 2 and value[0] == "int"):
+            raise ValueError(f"{file}: entry {key!r} is not ['int', [indices]]")
+        index = np.asarray(value[1], dtype=str).astype(np.int64)
+        index.flags.writeable = False
+        lists[key] = index
+    return lists
+
+
+def nb201_index_lists(name: str) -> dict[str, np.ndarray]:
+    """NB201's index lists of dataset ``name``: key -> int64 indices into the pool they split.
+
+    ``{"train", "valid"}`` (both into the CIFAR-10 training set) for ``cifar10-valid``;
+    ``{"xvalid", "xtest"}`` (into the test / validation set) for ``cifar100`` and
+    ``ImageNet16-120``; empty for datasets NB201 gives no index lists (``cifar10``,
+    ``cifar10-subset``).
+    """
+    info = dataset_info(name)
+    if info.index_file is None:
+        return {}
+    return {key: index.copy() for key, index in _read_index_file(info.index_file).items()}
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
+def _check_cap(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+
+
+def _check_split_args(
+    info: DatasetInfo, seed: Any, caps: Mapping[str, Any], valid_fraction: Any
+) -> float | None:
+    """Validate the arguments that choose the splits; returns the valid fraction in effect."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    for which, cap in caps.items():
+        _check_cap(f"max_{which}", cap)
+    if info.default_valid_fraction is None:
+        if valid_fraction is not None:
+            hint = f" ({info.no_signal})" if info.no_signal else ""
+            raise ValueError(
+                f"valid_fraction applies only to a dataset with a seeded split (cifar10-subset); "
+                f"{info.name!r} has NB201's fixed splits ({info.describe()}){hint}; "
+                f"got valid_fraction={valid_fraction!r}, leave it unset"
+            )
+        return None
+    if valid_fraction is None:
+        return info.default_valid_fraction
+    if (
+        isinstance(valid_fraction, bool)
+        or not isinstance(valid_fraction, float | int)
+        or not 0.0 <= valid_fraction < 1.0
+    ):
+        raise ValueError(f"valid_fraction must be a float in [0, 1), got {valid_fraction!r}")
+    return float(valid_fraction)
+
+
+def _check_indexed_pool(info: DatasetInfo, pool: str, size: int) -> None:
+    """The index file must partition a pool of exactly ``size`` images, or it means nothing."""
+    assert info.index_file is not None
+    lists = _read_index_file(info.index_file)
+    covered = sum(len(index) for index in lists.values())
+    if covered != size or any(len(i) and (i.min() < 0 or i.max() >= size) for i in lists.values()):
+        raise ValueError(
+            f"dataset {info.name!r}: NB201's index file {info.index_file} splits a {pool} set of "
+            f"{covered} images, but the {pool} set loaded has {size}; its splits need NB201's "
+            f"own {info.name} images"
+        )
+
+
+def split_indices(
+    name: str,
+    *,
+    seed: int = 0,
+    max_train: int | None = None,
+    max_valid: int | None = None,
+    max_test: int | None = None,
+    valid_fraction: float | None = None,
+    pool_sizes: Mapping[str, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """Which images each split of dataset ``name`` holds, without touching an image.
+
+    Returns ``{"train", "valid", "test"}`` -> int64 indices into the pool that split draws from
+    (``dataset_info(name).source(split).pool``: the dataset's training set or its test set; see
+    the module docstring); :func:`load_splits` takes exactly these rows. NB201's datasets get its
+    fixed index lists and ignore ``seed`` (bar the caps); ``cifar10-subset`` gets a train/valid
+    split of its training set seeded by ``seed``; a dataset without a valid split (``cifar10``)
+    gets an empty one. ``max_*`` keep a subset of a split, seeded by ``seed`` and drawn from a
+    stream of its own, so a cap never changes which images the other splits hold.
+    ``pool_sizes``: images in the ``"train"`` / ``"test"`` pools actually loaded (default: the
+    full dataset's, from the registry); a pool that NB201's index file splits must match it.
+    """
+    info = dataset_info(name)
+    caps = {"train": max_train, "valid": max_valid, "test": max_test}
+    fraction = _check_split_args(info, seed, caps, valid_fraction)
+    sizes = dict(zip(("train", "test"), info.pool_sizes))
+    if pool_sizes is not None:
+        sizes.update({pool: int(n) for pool, n in pool_sizes.items()})
+    indices: dict[str, np.ndarray] = {}
+    for which in SPLITS:
+        source = info.source(which)
+        if source is None:
+            indices[which] = np.empty(0, dtype=np.int64)
+            continue
+        size = sizes[source.pool]
+        if source.index_key is not None:
+            _check_indexed_pool(info, source.pool, size)
+            index = _read_index_file(str(info.index_file))[source.index_key].copy()
+        elif source.holdout is not None:
+            assert fraction is not None
+            order = _rng(seed, _STREAM_SPLIT).permutation(size)
+            n_held = int(round(fraction * size))
+            index = order[:n_held] if source.holdout else order[n_held:]
+        else:
+            index = np.arange(size, dtype=np.int64)
+        cap = caps[which]
+        if cap is not None and cap < len(index):
+            index = index[_rng(seed, _STREAM_CAP[which]).permutation(len(index))[:cap]]
+        indices[which] = index.astype(np.int64, copy=False)
+    return indices
+
+
 def _take(pair: TensorPair, index: np.ndarray) -> TensorPair:
-    """Rows ``index`` in that (seeded, random) order, so no split is sorted by class."""
-    idx = torch.from_numpy(index)
+    """Rows ``index`` of ``pair``, in that order."""
+    idx = torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64))
     return TensorPair(pair.images[idx], pair.labels[idx])
-
-
-def _split(pair: TensorPair, fraction: float, seed: int) -> tuple[TensorPair, TensorPair]:
-    """Seeded split into (rest, held_out) with ``round(fraction * N)`` held-out items."""
-    n = len(pair)
-    perm = _rng(seed, _STREAM_SPLIT).permutation(n)
-    n_held = int(round(fraction * n))
-    return _take(pair, perm[n_held:]), _take(pair, perm[:n_held])
-
-
-def _cap(pair: TensorPair, cap: int | None, seed: int, which: str) -> TensorPair:
-    if cap is None or cap >= len(pair):
-        return pair
-    return _take(pair, _rng(seed, _STREAM_CAP[which]).permutation(len(pair))[:cap])
 
 
 def _resize(pair: TensorPair, size: int) -> TensorPair:
@@ -379,13 +522,6 @@ def _resize(pair: TensorPair, size: int) -> TensorPair:
         small = F.interpolate(chunk, size=(size, size), mode="area")
         out[start : start + 4096] = small.round_().clamp_(0, 255).to(torch.uint8)
     return TensorPair(out, pair.labels)
-
-
-def _check_cap(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
 
 
 def load_splits(
@@ -399,20 +535,19 @@ def load_splits(
     max_test: int | None = None,
     valid_fraction: float | None = None,
 ) -> ImageSplits:
-    """Load dataset ``name`` (one of :data:`DATASETS`) as seeded train/valid/test splits.
+    """Load dataset ``name`` (one of :data:`DATASETS`) as its train/valid/test splits.
 
-    ``root``: for ``cifar10-subset`` the cache folder it is extracted/decoded into (default
-    :func:`cache_dir`); otherwise the folder holding the torchvision / ImageNet16 files (default
-    ``<cache>/datasets``). ``seed`` fixes the splits and the caps. ``resolution`` downsamples all
-    images once (area interpolation) to ``resolution`` x ``resolution``. ``max_*`` cap each split
-    to a seeded random subset of at most that many images. ``valid_fraction`` is the part of the
-    split source that becomes valid (default 0.5; 0.0 for ``cifar10``), see the module docstring.
+    The splits are the rows :func:`split_indices` selects (NB201's fixed splits for its
+    datasets; see the module docstring). ``root``: for ``cifar10-subset`` the cache folder it is
+    extracted/decoded into (default :func:`cache_dir`); otherwise the folder holding the
+    torchvision / ImageNet16 files (default ``<cache>/datasets``). ``seed`` fixes the caps (and
+    the seeded split of ``cifar10-subset``). ``resolution`` downsamples all images once (area
+    interpolation) to ``resolution`` x ``resolution``. ``max_*`` cap each split to a seeded
+    random subset of at most that many images. ``valid_fraction`` (``cifar10-subset`` only,
+    default 0.5) is the part of its training images held out as valid; NB201's datasets refuse it.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    native = 16 if name == "ImageNet16-120" else 32
+    info = dataset_info(name)
+    native = info.image_size
     if resolution is not None and (
         isinstance(resolution, bool)
         or not isinstance(resolution, int | np.integer)
@@ -421,58 +556,33 @@ def load_splits(
         raise ValueError(
             f"resolution must be None or an int in [4, {native}] for {name!r}, got {resolution!r}"
         )
-    for cap_name, cap in (
-        ("max_train", max_train),
-        ("max_valid", max_valid),
-        ("max_test", max_test),
-    ):
-        _check_cap(cap_name, cap)
-    if valid_fraction is None:
-        valid_fraction = 0.0 if name == "cifar10" else 0.5
-    if (
-        isinstance(valid_fraction, bool)
-        or not isinstance(valid_fraction, float | int)
-        or not 0.0 <= valid_fraction < 1.0
-    ):
-        raise ValueError(f"valid_fraction must be a float in [0, 1), got {valid_fraction!r}")
-
-    if name == "cifar10-subset":
-        train, test = _load_subset(cache_dir(root))
-    else:
-        data_root = Path(root).expanduser() if root is not None else cache_dir() / "datasets"
-        if name == "ImageNet16-120":
-            train, test = _load_imagenet16(data_root)
-        else:
-            tv_name = "cifar100" if name == "cifar100" else "cifar10"
-            train, test = _load_torchvision(tv_name, data_root, download)
-
-    if name in ("cifar100", "ImageNet16-120"):
-        test, valid = _split(test, valid_fraction, seed)
-    else:
-        train, valid = _split(train, valid_fraction, seed)
-
-    train = _cap(train, max_train, seed, "train")
-    valid = _cap(valid, max_valid, seed, "valid")
-    test = _cap(test, max_test, seed, "test")
+    split_args = {
+        "seed": seed,
+        "max_train": max_train,
+        "max_valid": max_valid,
+        "max_test": max_test,
+        "valid_fraction": valid_fraction,
+    }
+    split_indices(name, **split_args)  # refuse bad arguments before reading any image
+    pools = _load_pools(info, root, download)
+    index = split_indices(name, **split_args, pool_sizes={k: len(p) for k, p in pools.items()})
+    parts = {}
+    for which in SPLITS:
+        source = info.source(which) or SplitSource("train")  # no such split: empty, from train
+        parts[which] = _take(pools[source.pool], index[which])
     size = native
     if resolution is not None and resolution != native:
         size = int(resolution)
-        train, valid, test = (_resize(p, size) for p in (train, valid, test))
-
-    mean, std = {
-        "cifar100": _CIFAR100_STATS,
-        "ImageNet16-120": _IMAGENET16_STATS,
-    }.get(name, _CIFAR10_STATS)
-    num_classes = {"cifar100": 100, "ImageNet16-120": _IMAGENET16_CLASSES}.get(name, 10)
+        parts = {which: _resize(pair, size) for which, pair in parts.items()}
     return ImageSplits(
         name=name,
-        train=train,
-        valid=valid,
-        test=test,
-        num_classes=num_classes,
+        train=parts["train"],
+        valid=parts["valid"],
+        test=parts["test"],
+        num_classes=info.num_classes,
         image_size=size,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=info.mean,
+        std=info.std,
     )
 
 
@@ -498,8 +608,8 @@ class BatchLoader:
         batch_size: int,
         *,
         train: bool,
-        mean: tuple[float, ...] | torch.Tensor = _CIFAR10_STATS[0],
-        std: tuple[float, ...] | torch.Tensor = _CIFAR10_STATS[1],
+        mean: tuple[float, ...] | torch.Tensor = CIFAR10_STATS[0],
+        std: tuple[float, ...] | torch.Tensor = CIFAR10_STATS[1],
         seed: int | None = None,
         generator: torch.Generator | None = None,
         drop_last: bool | None = None,

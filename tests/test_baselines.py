@@ -62,8 +62,11 @@ def test_rea_ages_out_the_oldest_member():
 def test_rea_mutates_the_tournament_winner_on_exactly_one_edge():
     space = NB201Space()
     for seed in range(5):
-        # S = P: the tournament always sees the whole population, so the parent is its best.
-        searcher = REASearcher(space, seed=seed, population_size=4, sample_size=4)
+        # S = P drawn without replacement: the tournament sees the whole population, so the
+        # parent is its best (the default, with replacement, is covered in test_rea_faithful).
+        searcher = REASearcher(
+            space, seed=seed, population_size=4, sample_size=4, tournament_replacement=False
+        )
         run(searcher, 4)
         for _ in range(10):
             parent = max(searcher.population, key=lambda member: member[1])[0]

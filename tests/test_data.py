@@ -165,20 +165,34 @@ def test_resolution_16(subset_cache: Path) -> None:
 # --------------------------------------------------------------------------- ImageNet16-120
 
 
-def _write_imagenet16(folder: Path, per_file: int = 13) -> None:
-    """NB201's format: pickled dicts with 'data' (N x 3072 uint8, CHW) and 1-based 'labels'."""
+def _write_imagenet16(folder: Path, per_file: int = 13, val_kept: int = 6000) -> None:
+    """NB201's format: pickled dicts with 'data' (N x 3072 uint8, CHW) and 1-based 'labels'.
+
+    ``val_data`` holds ``val_kept`` images of classes 1..120 (NB201's 6,000, which its x-valid /
+    x-test lists halve) with 40 images of classes 121..130 mixed in.
+    """
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     names = [f"train_data_batch_{i}" for i in range(1, 11)] + ["val_data"]
     for k, name in enumerate(names):
-        labels = rng.integers(1, 131, size=per_file)  # 130 classes; only 1..120 are kept
-        data_ = np.zeros((per_file, 3, 16, 16), np.uint8)
+        if name == "val_data":
+            labels = np.concatenate([rng.integers(1, 121, val_kept), rng.integers(121, 131, 40)])
+            rng.shuffle(labels)
+        else:
+            labels = rng.integers(1, 131, size=per_file)  # 130 classes; only 1..120 are kept
+        n = len(labels)
+        data_ = np.zeros((n, 3, 16, 16), np.uint8)
         data_[:, 0] = labels[:, None, None]  # red channel = label
         data_[:, 1] = k  # green channel = file number
-        data_[:, 2, 0, :] = np.arange(per_file)[:, None]  # blue top row = row in file
+        data_[:, 2, 0, 0] = np.arange(n) // 256  # blue top-left pixels = row in file
+        data_[:, 2, 0, 1] = np.arange(n) % 256
         data_[:, 2, 1:, :] = 200  # blue elsewhere: distinguishes channels after reshape
         with open(folder / name, "wb") as fh:
-            pickle.dump({"data": data_.reshape(per_file, -1), "labels": labels.tolist()}, fh)
+            pickle.dump({"data": data_.reshape(n, -1), "labels": labels.tolist()}, fh)
+
+
+def _file_rows(images: torch.Tensor) -> np.ndarray:
+    return images[:, 2, 0, 0].long().numpy() * 256 + images[:, 2, 0, 1].long().numpy()
 
 
 def test_imagenet16_120_format(tmp_path: Path) -> None:
@@ -200,16 +214,29 @@ def test_imagenet16_120_format(tmp_path: Path) -> None:
     n_train = int((np.concatenate(kept) <= 120).sum())
     assert len(s.train) == n_train
     assert set(s.train.images[:, 1, 0, 0].tolist()) == set(range(10))  # all ten train files
-    # valid / test are the two halves of val_data
+    # valid / test are NB201's x-valid / x-test halves of val_data's classes-1..120 images,
+    # indexed in file order after the other classes are dropped
     assert (
         set(s.valid.images[:, 1, 0, 0].tolist()) == {10} == set(s.test.images[:, 1, 0, 0].tolist())
     )
-    valid_rows = set(s.valid.images[:, 2, 0, 0].tolist())
-    test_rows = set(s.test.images[:, 2, 0, 0].tolist())
-    assert not valid_rows & test_rows
-    assert abs(len(s.valid) - len(s.test)) <= 1
+    with open(root / "val_data", "rb") as fh:
+        val_labels = np.asarray(pickle.load(fh)["labels"])
+    kept_rows = np.flatnonzero(val_labels <= 120)  # position among the kept -> row in file
+    lists = data.nb201_index_lists("ImageNet16-120")
+    np.testing.assert_array_equal(_file_rows(s.valid.images), kept_rows[lists["xvalid"]])
+    np.testing.assert_array_equal(_file_rows(s.test.images), kept_rows[lists["xtest"]])
+    assert len(s.valid) == len(s.test) == 3000
     other = load_splits("ImageNet16-120", root=tmp_path, seed=5)  # parent folder works too
-    assert len(other.valid) + len(other.test) == len(s.valid) + len(s.test)
+    assert torch.equal(other.valid.images, s.valid.images)  # fixed: not seeded
+    assert torch.equal(other.test.images, s.test.images)
+
+
+def test_imagenet16_other_than_nb201s_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "ImageNet16"
+    _write_imagenet16(root, val_kept=100)
+    with pytest.raises(ValueError, match="imagenet-16-120-test-split") as err:
+        load_splits("ImageNet16-120", root=root)
+    assert "6000" in str(err.value) and "100" in str(err.value)
 
 
 def test_imagenet16_missing_names_root(tmp_path: Path) -> None:

@@ -65,6 +65,13 @@ class BOHBSearcher(Searcher):
     for promotion) but every job is evaluated at ``fixed_fidelity`` epochs: the setting of the
     NAS-Bench-201 paper, whose BOHB ran every job on the 12-epoch result
     (``eta=3, num_samples=4, random_fraction=0``; see :data:`PAPER_BOHB`).
+
+    The incumbent is hpbandster's: the best result among the jobs run at the largest bracket
+    *budget* (automl/HpBandSter, ``hpbandster/core/result.py``, ``Result.get_incumbent_id``,
+    lines 219-241), not the best signal over all budgets. With ``fixed_fidelity`` every job has
+    the same epochs, so a higher signal from a low-budget job never displaces it. Before any job
+    at the top budget has finished (where hpbandster has no incumbent yet), the largest budget
+    reached so far stands in for it, which makes the incumbent an anytime curve.
     """
 
     name = "bohb"
@@ -146,6 +153,28 @@ class BOHBSearcher(Searcher):
         self.iteration = 0
         self.brackets: list[dict[str, Any]] = []
         self._jobs: dict[int, tuple[int, int]] = {}  # proposal id -> (bracket index, slot)
+        # hpbandster's incumbent: (bracket budget, signal, genotype, fidelity) of the best finite
+        # result among the jobs at the largest budget told so far.
+        self._top: tuple[float, float, Any, int | None] | None = None
+
+    # ------------------------------------------------------------------ incumbent
+    @property
+    def incumbent(self) -> tuple[Any, float] | None:
+        """(genotype, signal) of the best finite result at the largest bracket budget, if any."""
+        return None if self._top is None else (self._top[2], self._top[1])
+
+    @property
+    def incumbent_fidelity(self) -> int | None:
+        """Epochs behind the incumbent's signal (None before any finite result)."""
+        return None if self._top is None else self._top[3]
+
+    def budget_of(self, proposal: Proposal) -> float:
+        """The bracket budget of a pending job (what hpbandster ranks incumbents by first)."""
+        if proposal.id not in self._jobs:
+            raise ValueError(f"proposal id {proposal.id!r} is not a pending BOHB job")
+        index, _ = self._jobs[proposal.id]
+        bracket = self.brackets[index]
+        return float(bracket["budgets"][bracket["stage"]])
 
     # ------------------------------------------------------------------ brackets
     def _new_bracket(self) -> dict[str, Any]:
@@ -199,6 +228,10 @@ class BOHBSearcher(Searcher):
         bracket = self.brackets[index]
         budget = bracket["budgets"][bracket["stage"]]
         loss = -signal if signal == signal else math.inf
+        if signal == signal:
+            top = self._top
+            if top is None or (budget, signal) > (top[0], top[1]):
+                self._top = (float(budget), float(signal), proposal.genotype, proposal.fidelity)
         with _numpy_global_rng(self._np):
             self.generator.new_result(_Job(bracket["configs"][slot], budget, loss))
         bracket["running"] -= 1
@@ -221,6 +254,7 @@ class BOHBSearcher(Searcher):
             "iteration": self.iteration,
             "brackets": pickle.dumps(self.brackets),
             "jobs": dict(self._jobs),
+            "top": None if self._top is None else (*self._top[:2], str(self._top[2]), self._top[3]),
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -229,6 +263,12 @@ class BOHBSearcher(Searcher):
         self.iteration = int(state["iteration"])
         self.brackets = pickle.loads(state["brackets"])
         self._jobs = {int(k): tuple(v) for k, v in state["jobs"].items()}
+        top = state.get("top")
+        self._top = (
+            None
+            if top is None
+            else (float(top[0]), float(top[1]), self.space.parse(top[2]), top[3])
+        )
 
 
 # The NAS-Bench-201 paper's BOHB: brackets over 12..200 epochs with eta 3, every job the 12-epoch

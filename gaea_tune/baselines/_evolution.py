@@ -67,11 +67,16 @@ class RandomSearcher(Searcher):
 class REASearcher(Searcher):
     """Regularized (aging) evolution: population ``P``, tournaments of ``S``, one-edge mutation.
 
-    The first ``P`` results form the population (random genotypes); afterwards each proposal is a
-    mutation of the best of ``S`` members drawn without replacement, and each told result joins
-    the population while the oldest member leaves. Failed (NaN) results join with signal -inf,
-    so they age out like any other member but never win a tournament against a finite one.
-    While fewer than ``P`` results are in (asynchronous use), asks are random genotypes.
+    Follows Real et al.'s Algorithm 1 as NAS-Bench-201 runs it (D-X-Y/AutoDL-Projects,
+    ``exps/NAS-Bench-201-algos/R_EA.py``, ``regularized_evolution``, lines 177-226): the first
+    ``P`` results form the population (random genotypes); afterwards each proposal is a mutation
+    (``space.mutate``) of the best of ``S`` members drawn uniformly *with* replacement (lines
+    200-208: ``S`` independent draws, so a member may be drawn twice; the first drawn wins a tie),
+    and each told result joins the population while the oldest member leaves (lines 221-225).
+    ``tournament_replacement=False`` draws ``S`` distinct members instead (a variant, not the
+    reference's default). Failed (NaN) results join with signal -inf, so they age out like any
+    other member but never win a tournament against a finite one. While fewer than ``P``
+    results are in (asynchronous use), asks are random genotypes.
     """
 
     name = "rea"
@@ -79,6 +84,7 @@ class REASearcher(Searcher):
         "population_size": Interval(int, 2, 100_000),
         "sample_size": Interval(int, 1, 100_000),
         "exclude_none": Boolean(),
+        "tournament_replacement": Boolean(),
     }
 
     @classmethod
@@ -101,13 +107,20 @@ class REASearcher(Searcher):
         sample_size: int = 3,
         fidelity: int | None = None,
         exclude_none: bool = False,
+        tournament_replacement: bool = True,
     ) -> None:
         super().__init__(space, seed)
         self.validate_params(
-            "rea", {"population_size": population_size, "sample_size": sample_size}
+            "rea",
+            {
+                "population_size": population_size,
+                "sample_size": sample_size,
+                "tournament_replacement": tournament_replacement,
+            },
         )
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
+        self.tournament_replacement = bool(tournament_replacement)
         self.fidelity = _check_fidelity(fidelity)
         self._sampler = _SpaceSampler(space, exclude_none)
         # (genotype, signal), oldest first.
@@ -118,10 +131,17 @@ class REASearcher(Searcher):
         if not self._filled:
             return self._sampler.sample(self.rng), self.fidelity
         members = self.population
-        # Tournament: S distinct members, the best (first drawn among ties) becomes the parent.
-        drawn = self.rng.choice(len(members), size=self.sample_size, replace=False)
+        # Tournament: S members drawn uniformly (with replacement unless told otherwise); the
+        # best, the first drawn among ties, becomes the parent.
+        drawn = self.tournament(len(members))
         parent = max((members[int(i)] for i in drawn), key=lambda member: member[1])
         return self._sampler.mutate(parent[0], self.rng), self.fidelity
+
+    def tournament(self, population: int) -> np.ndarray:
+        """Positions (oldest member = 0) of the ``S`` members drawn for one tournament."""
+        if self.tournament_replacement:
+            return self.rng.integers(population, size=self.sample_size)
+        return self.rng.choice(population, size=self.sample_size, replace=False)
 
     def _tell(self, proposal: Proposal, signal: float) -> None:
         value = -np.inf if signal != signal else float(signal)

@@ -106,9 +106,16 @@ class StandaloneTraining:
             total_loss += float(self.loss_fn(logits, y)) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
+        if seen == 0:
+            raise ValueError(
+                f"cannot evaluate {self.label or 'the network'}: the validation split holds no "
+                "images, and an accuracy over zero images is undefined (a dataset without a "
+                "validation split, such as live 'cifar10', gives no search signal; use "
+                "'cifar10-valid')"
+            )
         return {
-            "valid_loss": total_loss / max(seen, 1),
-            "valid_acc": 100.0 * correct / max(seen, 1),
+            "valid_loss": total_loss / seen,
+            "valid_acc": 100.0 * correct / seen,
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -225,7 +225,7 @@ def _outcome(
     config: ExperimentConfig, method: MethodConfig, seed: int, state: BudgetState
 ) -> dict[str, Any]:
     primary = ground_truth_column(config.space["name"], config.dataset["name"])
-    curve, incumbent = incumbent_curve(state.events, method.family, primary)
+    curve, incumbent = incumbent_curve(state.events, method.family, primary, method=method.method)
     genotype = incumbent["genotype"] if incumbent else None
     ground_truth = nb201_ground_truth(genotype, primary) if genotype and primary else None
     trials = {e["trial_id"] for e in state.events} | set(state.ledger.spent_by_trial)

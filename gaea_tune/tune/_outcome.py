@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from gaea_tune.datasets import DATASET_INFO
 from gaea_tune.nb201_table import load_table
 
-# Dataset of a run -> the NB201 column that is its ground truth (first) and the other test columns.
+# Dataset of a run -> the NB201 column that is its headline ground truth, from the dataset
+# registry (cifar10-valid: cifar10_test_200, the number the papers report).
 _GROUND_TRUTH = {
-    "cifar10-subset": "cifar10_test_200",
-    "cifar10-valid": "cifar10_valid_test_200",
-    "cifar10": "cifar10_test_200",
-    "cifar100": "cifar100_test_200",
-    "ImageNet16-120": "imagenet16_test_200",
+    name: info.ground_truth[0] for name, info in DATASET_INFO.items() if info.ground_truth
 }
-_TEST_COLUMNS = ("cifar10_test_200", "cifar100_test_200", "imagenet16_test_200")
+# Every ground-truth column of the registry, in registry order: reported beside the headline
+# (cifar10_valid_test_200 next to cifar10_test_200 for a cifar10-valid search).
+_TEST_COLUMNS = tuple(dict.fromkeys(c for info in DATASET_INFO.values() for c in info.ground_truth))
 
 
 def ground_truth_column(space: str, dataset: str) -> str | None:
@@ -23,23 +23,30 @@ def ground_truth_column(space: str, dataset: str) -> str | None:
 
 
 def nb201_ground_truth(genotype: str, primary: str) -> dict[str, float]:
-    """The primary ground-truth column first, then the other 200-epoch test accuracies."""
+    """The primary (headline) ground-truth column first, then the other 200-epoch test columns."""
     table = load_table()
     columns = (primary, *(c for c in _TEST_COLUMNS if c != primary))
     return {column: table.lookup(genotype, column) for column in columns}
 
 
 def incumbent_curve(
-    events: list[dict[str, Any]], family: str, primary: str | None
+    events: list[dict[str, Any]], family: str, primary: str | None, method: str | None = None
 ) -> tuple[list[list[float]], dict[str, Any] | None]:
     """``[[method_device_seconds, value], ...]`` and the final incumbent event.
 
     Standalone methods: the incumbent is the best result so far by the method's own search
-    signal. Weight-sharing: the genotype the search derives where it stands (its latest result).
-    The value is the incumbent's ground truth where the table has one, else its search signal.
+    signal. BOHB (``method="bohb"``): hpbandster's incumbent, the best result among those at the
+    largest fidelity (epochs, the ``epoch`` of a result) reached so far, so a higher signal after
+    fewer epochs never displaces a result after more (automl/HpBandSter,
+    ``hpbandster/core/result.py``, ``Result.get_incumbent_id``, lines 219-241: the best loss among
+    the runs on the maximum budget). Weight-sharing: the genotype the search derives where it
+    stands (its latest result). The value is the incumbent's ground truth where the table has
+    one, else its search signal.
     """
     curve: list[list[float]] = []
     incumbent: dict[str, Any] | None = None
+    by_budget = method == "bohb"
+    top_epoch = -1  # BOHB: the largest fidelity among the results so far
     ordered = sorted(
         (e for e in events if e.get("kind") == "result"), key=lambda e: e["method_device_seconds"]
     )
@@ -48,6 +55,12 @@ def incumbent_curve(
             continue
         if family == "weight-sharing":
             better = True
+        elif by_budget:
+            epoch = int(event.get("epoch") or 0)
+            if epoch > top_epoch:
+                top_epoch, better = epoch, True
+            else:
+                better = epoch == top_epoch and event["search_signal"] > incumbent["search_signal"]
         else:
             better = incumbent is None or event["search_signal"] > incumbent["search_signal"]
         if better:

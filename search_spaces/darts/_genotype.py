@@ -335,8 +335,15 @@ def sample_genotype(rng: np.random.Generator) -> DartsGenotype:
 def mutate_genotype(genotype: DartsGenotype, rng: np.random.Generator) -> DartsGenotype:
     """Change exactly one choice: the op or the input of one pair, in one cell.
 
-    A new input is drawn among the node's inputs used by neither of its pairs, so the node keeps
-    two distinct inputs (node 0, whose only inputs are 0 and 1, can only change an op).
+    The analogue of the NB201 mutation (node, then one of its inputs, then the change): a
+    uniformly random cell type, then a uniformly random pair of the 8 (equivalently a uniform
+    node, then one of its 2 inputs), then, with probability 1/2 each, a new input (Real et al.'s
+    hidden-state mutation) or a new op (their op mutation). This is the scheme of NASLib's DARTS
+    space (automl/NASLib, ``naslib/search_spaces/darts/graph.py``, ``mutate``), except that the
+    new value is drawn among the ones that differ, so one draw always changes the cell, where
+    NASLib redraws until something changed. A new input is drawn among the node's inputs used by
+    neither of its pairs, so the node keeps two distinct inputs (node 0, whose only inputs are 0
+    and 1, can only change an op).
     """
     cell_type = CELL_TYPES[int(rng.integers(len(CELL_TYPES)))]
     pairs = list(genotype.cell(cell_type))

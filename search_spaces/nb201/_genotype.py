@@ -113,11 +113,23 @@ def sample(rng: np.random.Generator, exclude_none: bool = False) -> NB201Genotyp
     return NB201Genotype(tuple(choices[i] for i in rng.integers(len(choices), size=NUM_EDGES)))
 
 
-def mutate(genotype: NB201Genotype, rng: np.random.Generator) -> NB201Genotype:
-    """Change the op on exactly one uniformly chosen edge to a different op."""
-    edge = int(rng.integers(NUM_EDGES))
+def mutate(
+    genotype: NB201Genotype, rng: np.random.Generator, exclude_none: bool = False
+) -> NB201Genotype:
+    """Change the op on exactly one edge, chosen node first, then one of that node's inputs.
+
+    As NAS-Bench-201's regularized evolution mutates a cell (D-X-Y/AutoDL-Projects,
+    ``exps/NAS-Bench-201-algos/R_EA.py``, ``mutate_arch_func``, lines 136-146): a uniformly
+    random node of 1..3, a uniformly random input ``j`` of that node, then a uniformly random op
+    other than the current one. Edges are therefore not equally likely: ``1<-0`` is changed with
+    probability 1/3, each input of node 2 with 1/6, each input of node 3 with 1/9. With
+    ``exclude_none`` the new op is never ``none`` (the candidate list without it).
+    """
+    target = int(rng.integers(1, NUM_NODES))
+    source = int(rng.integers(target))
+    edge = EDGES.index((target, source))
     current = genotype.ops[edge]
-    alternatives = [op for op in OPS if op != current]
+    alternatives = [op for op in OPS if op != current and not (exclude_none and op == "none")]
     ops = list(genotype.ops)
     ops[edge] = alternatives[int(rng.integers(len(alternatives)))]
     return NB201Genotype(tuple(ops))

@@ -39,14 +39,10 @@ class NB201Space:
     def mutate(
         self, genotype: NB201Genotype, rng: np.random.Generator, exclude_none: bool = False
     ) -> NB201Genotype:
-        """Change exactly one edge's op (to a non-``none`` op when ``exclude_none``)."""
-        if not exclude_none:
-            return _genotype.mutate(genotype, rng)
-        edge = int(rng.integers(NUM_EDGES))
-        alternatives = [op for op in OPS if op not in ("none", genotype.ops[edge])]
-        ops = list(genotype.ops)
-        ops[edge] = alternatives[int(rng.integers(len(alternatives)))]
-        return NB201Genotype(tuple(ops))
+        """Change exactly one edge's op: node, then one of its inputs, then a different op
+        (never ``none`` when ``exclude_none``); see :func:`search_spaces.nb201._genotype.mutate`.
+        """
+        return _genotype.mutate(genotype, rng, exclude_none=exclude_none)
 
     def discretize(self, weights: ArchWeights, ops: tuple[str, ...]) -> NB201Genotype:
         """The cell taking, on every edge, the op with the largest weight."""
