@@ -24,6 +24,7 @@ from ruamel.yaml.util import RegExp
 
 from gaea_tune._constraints import OptionError
 from gaea_tune.datasets import DATASETS, search_signal_error
+from gaea_tune.protocols import resolve_retrain
 from gaea_tune.registry import (
     METHODS as METHOD_REGISTRY,
 )
@@ -125,6 +126,7 @@ class ExperimentConfig:
     storage_path: str | None
     max_failures: int
     final_retrain_epochs: int
+    final_retrain: dict[str, Any]  # the resolved protocol (gaea_tune.protocols)
     report_every_seconds: float
     raw: dict[str, Any]
 
@@ -453,8 +455,11 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     final = raw.get("final_retrain") or {}
     if not isinstance(final, dict):
         raise ConfigError(f"final_retrain: expected a mapping like {{epochs: 20}}, got {final!r}")
-    _check_keys("final_retrain", final, ("epochs",))
-    retrain_epochs = _check_value("final_retrain.epochs", final.get("epochs", 0), (int, 0, 10_000))
+    try:
+        protocol = resolve_retrain(final, space["name"])
+    except OptionError as error:
+        raise ConfigError(str(error)) from None
+    retrain_epochs = protocol.epochs
     progress = _check_value(
         "progress_every_seconds", raw.get("progress_every_seconds", 10), (float, 0.5, 3600.0)
     )
@@ -474,6 +479,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         storage_path=storage_path,
         max_failures=max_failures,
         final_retrain_epochs=retrain_epochs,
+        final_retrain=protocol.to_dict(),
         report_every_seconds=progress,
         raw=copy.deepcopy(raw),
     )

@@ -154,8 +154,10 @@ class ImageSplits:
         seed: int = 0,
         drop_last: bool | None = None,
         device: torch.device | str | None = None,
+        cutout: int = 0,
     ) -> BatchLoader:
-        """A :class:`BatchLoader` over split ``which``; ``train`` defaults to ``which=='train'``."""
+        """A :class:`BatchLoader` over split ``which``; ``train`` defaults to ``which=='train'``;
+        ``cutout`` > 0 adds Cutout of that side to the training augmentation."""
         pair = self.split(which)
         return BatchLoader(
             pair.images,
@@ -167,6 +169,7 @@ class ImageSplits:
             seed=seed,
             drop_last=drop_last,
             device=device,
+            cutout=cutout,
         )
 
 
@@ -617,7 +620,11 @@ class BatchLoader:
         pad: int | None = None,
         shuffle: bool | None = None,
         augment: bool | None = None,
+        cutout: int = 0,
     ) -> None:
+        if isinstance(cutout, bool) or not isinstance(cutout, int) or cutout < 0:
+            raise ValueError(f"cutout must be an int >= 0 (square side in pixels), got {cutout!r}")
+        self.cutout = cutout
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(
                 "images must be a uint8 [N, C, H, W] tensor, "
@@ -682,6 +689,22 @@ class BatchLoader:
             return None
         return torch.randperm(int(self.labels.shape[0]), generator=self._generator(self.epoch))
 
+    def _cutout(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """Zero one ``cutout`` x ``cutout`` square per image (clipped at the border), centred on
+        a uniform pixel, after normalisation: DeVries & Taylor's Cutout as quark0/darts applies
+        it (``cnn/utils.py`` ``Cutout``)."""
+        b, _, h, w = x.shape
+        g = self._generator(self.epoch, batch, 2)
+        cy = torch.randint(0, h, (b,), generator=g)[:, None]
+        cx = torch.randint(0, w, (b,), generator=g)[:, None]
+        half = self.cutout // 2
+        rows = torch.arange(h)[None, :]
+        cols = torch.arange(w)[None, :]
+        inside_r = (rows >= cy - half) & (rows < cy + self.cutout - half)  # [B, H]
+        inside_c = (cols >= cx - half) & (cols < cx + self.cutout - half)  # [B, W]
+        mask = ~(inside_r[:, :, None] & inside_c[:, None, :])  # [B, H, W]
+        return x * mask[:, None].to(device=x.device, dtype=x.dtype)
+
     def _augment(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         b, c, h, w = x.shape
         g = self._generator(self.epoch, batch, 1)
@@ -716,6 +739,8 @@ class BatchLoader:
             if self.augment:
                 x = self._augment(x, batch)
             out = x.to(torch.float32).mul_(self._scale).add_(self._shift)
+            if self.augment and self.cutout:
+                out = self._cutout(out, batch)
             self._next_batch = batch + 1
             yield out, y
         self.epoch += 1

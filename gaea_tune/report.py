@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from gaea_tune.statistics import analyse
+from gaea_tune.statistics import primary_value as _primary_value
 from gaea_tune.tracking import PARENT_TAG, Tracker
 
 
@@ -62,6 +64,7 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
                 "genotype": outcome["genotype"],
                 "search_signal": outcome["search_signal"],
                 "ground_truth": outcome["ground_truth"],
+                "retrain": outcome.get("retrain"),
                 "curve": outcome["curve"],
                 "mlflow_run_id": run.info.run_id,
             }
@@ -93,7 +96,7 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         "space": _space_summary(config),
         "methods": methods,
         "entropy": entropy,
-        "significance": significance(methods),
+        "statistics": significance(methods),
         "failed_methods": failures,
         "mlflow": {
             "tracking_uri": tracker.tracking_uri,
@@ -115,40 +118,21 @@ def _space_summary(config: dict[str, Any]) -> dict[str, Any]:
             "exclude_none": exclude_none, "candidate_ops": ops}  # fmt: skip
 
 
-def _primary_value(seed: dict[str, Any]) -> float | None:
-    truth = seed.get("ground_truth")
-    return float(next(iter(truth.values()))) if truth else None
-
-
-def significance(methods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Welch's t-test of the best method (by mean) against each other one, with 2+ seeds each."""
-    from scipy import stats
-
-    scored = {
-        label: [v for v in (_primary_value(s) for s in entry["seeds"]) if v is not None]
-        for label, entry in methods.items()
-    }
-    scored = {label: values for label, values in scored.items() if len(values) >= 2}
-    if len(scored) < 2:
-        return []
-    best = max(scored, key=lambda label: float(np.mean(scored[label])))
-    tests = []
-    for label, values in scored.items():
-        if label == best:
-            continue
-        if np.std(scored[best]) == 0 and np.std(values) == 0:
-            p_value = 1.0 if np.mean(values) == np.mean(scored[best]) else 0.0
-        else:
-            p_value = float(stats.ttest_ind(scored[best], values, equal_var=False).pvalue)
-        tests.append({"best": best, "other": label, "test": "welch-t", "p_value": p_value,
-                      "significant_at_0.05": bool(p_value < 0.05)})  # fmt: skip
-    return tests
+def significance(methods: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The ``statistics`` section of ``summary.json`` (see :mod:`gaea_tune.statistics`): per pair
+    of methods, a Wilcoxon signed-rank test over their common seeds, Holm-corrected over all
+    pairs, with effect sizes, or "no claim" and why; bootstrap intervals of each method's mean;
+    mean ranks over the common seeds and a Friedman test."""
+    return analyse(methods)
 
 
 def _rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
+    statistics = summary.get("statistics") or {}
+    ranks = (statistics.get("ranks") or {}).get("mean_rank") or {}
     for label, entry in summary["methods"].items():
         seeds = entry["seeds"]
+        ci = ((statistics.get("methods") or {}).get(label) or {}).get("ci95")
         rows.append(
             {
                 "method": label,
@@ -156,6 +140,9 @@ def _rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "seeds": len(seeds),
                 "mean": entry["mean"],
                 "std": entry["std"],
+                "mean_ci95_low": (ci or [None, None])[0],
+                "mean_ci95_high": (ci or [None, None])[1],
+                "mean_rank": ranks.get(label),
                 "device_hours": float(np.mean([s["spent_device_seconds"] for s in seeds])) / 3600.0,
                 "trials": float(np.mean([s["trials"] for s in seeds])),
                 "failed": sum(len(s.get("failed_trials") or {}) for s in seeds),
@@ -177,29 +164,102 @@ def markdown_table(summary: dict[str, Any]) -> str:
         lines += [
             f"Search space (the same for every method): {space['name']}, candidate ops: "
             f"{', '.join(space['candidate_ops'])}",
-            "",
         ]
+    protocols = sorted(
+        {
+            str(seed["retrain"].get("retrain_protocol"))
+            for entry in summary["methods"].values()
+            for seed in entry["seeds"]
+            if seed.get("retrain")
+        }
+    )
+    if protocols:
+        lines.append(
+            f"Ground truth: each incumbent retrained from scratch with the {', '.join(protocols)} "
+            "protocol (the same for every method), tested once on the test split"
+        )
+    if lines:
+        lines.append("")
     lines += [
-        f"| rank | method | family | {column} (mean +- std) | {kind}-hours spent | trials | failed trials | seeds (failed) |",
-        "|---:|---|---|---:|---:|---:|---:|---:|",
+        f"| rank | method | family | {column} (mean +- std) | 95% CI of mean | {kind}-hours spent | trials | failed trials | seeds (failed) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in _rows(summary):
         accuracy = "n/a" if row["mean"] is None else f"{row['mean']:.2f} +- {row['std']:.2f}"
         lines.append(
             f"| {row['rank'] or '-'} | {row['method']} | {row['family']} | {accuracy} | "
+            f"{_mean_ci_cell(summary, row)} | "
             f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['failed']} | "
             f"{row['seeds']} ({row['failed_seeds']}) |"
         )
     for failure in summary.get("failed_methods", []):
         lines.append(f"\nfailed: {failure['run']}: {failure['reason']}")
-    if summary.get("significance"):
-        lines.append("")
-    for test in summary.get("significance", []):
-        lines.append(
-            f"{test['best']} vs {test['other']}: Welch t-test p = {test['p_value']:.3g}"
-            + (" (significant at 0.05)" if test["significant_at_0.05"] else "")
-        )
+    lines += _statistics_lines(summary)
     return "\n".join(lines)
+
+
+def _mean_ci_cell(summary: dict[str, Any], row: dict[str, Any]) -> str:
+    if row["mean"] is None:
+        return "n/a"
+    if row["mean_ci95_low"] is not None:
+        return f"[{row['mean_ci95_low']:.2f}, {row['mean_ci95_high']:.2f}]"
+    scored = ((summary.get("statistics") or {}).get("methods") or {}).get(row["method"]) or {}
+    return "no claim (1 seed)" if scored.get("n", 0) < 2 else "no claim (no spread)"
+
+
+def _statistics_lines(summary: dict[str, Any]) -> list[str]:
+    """The pairwise comparisons and mean ranks of ``summary["statistics"]``, in markdown."""
+    statistics = summary.get("statistics")
+    if not statistics:
+        return []
+    column = summary.get("ground_truth_column") or "the ground truth"
+    pairwise, ranks = statistics["pairwise"], statistics["ranks"]
+    lines = []
+    if pairwise["pairs"]:
+        lines += [
+            "",
+            f"Pairwise comparisons of {column} over the seeds both methods share: Wilcoxon "
+            f"signed-rank test, Holm-corrected over the {pairwise['family_size']} pair(s) tested "
+            f"(alpha {pairwise['alpha']:g}); difference A - B with a 95% bootstrap CI; r: "
+            "matched-pairs rank-biserial correlation. A claim needs "
+            f"{pairwise['min_common_seeds']}+ common seeds with different results "
+            f"({pairwise['min_common_seeds_all_pairs']}+ when all {len(pairwise['pairs'])} "
+            "pairs are tested).",
+            "",
+            "| A | B | common seeds | difference A - B [95% CI] | r | p (raw) | p (Holm) | verdict |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+    for pair in pairwise["pairs"]:
+        difference = "-"
+        if pair["mean_difference"] is not None:
+            ci = pair["difference_ci95"]
+            difference = f"{pair['mean_difference']:+.2f}" + (
+                f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
+            )
+        r = "-" if pair["rank_biserial"] is None else f"{pair['rank_biserial']:+.2f}"
+        p_raw = "-" if pair["p_value"] is None else f"{pair['p_value']:.3g}"
+        p_holm = "-" if pair["p_holm"] is None else f"{pair['p_holm']:.3g}"
+        lines.append(
+            f"| {pair['a']} | {pair['b']} | {pair['n_pairs']} | {difference} | {r} | {p_raw} | "
+            f"{p_holm} | {pair['verdict']} |"
+        )
+    if ranks["mean_rank"]:
+        order = sorted(ranks["mean_rank"].items(), key=lambda item: (item[1], item[0]))
+        lines += [
+            "",
+            f"Mean rank over the {len(ranks['seeds'])} seed(s) common to all methods "
+            "(1 = best, ties averaged): " + ", ".join(f"{m} {r:.2f}" for m, r in order),
+        ]
+    if ranks["friedman"]:
+        friedman = ranks["friedman"]
+        lines.append(
+            f"Friedman test: chi2 = {friedman['statistic']:.3g}, p = {friedman['p_value']:.3g}: "
+            f"{ranks['verdict']}"
+        )
+    elif ranks["verdict"]:
+        subject = "Friedman test" if ranks["mean_rank"] else "Mean ranks and Friedman test"
+        lines.append(f"{subject}: {ranks['verdict']}")
+    return lines
 
 
 def csv_table(summary: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ def test_darts_space_incumbents_are_retrained_outside_the_budget(tmp_path, ray_l
         assert outcome["ground_truth_column"] == "retrain_test_acc"
         assert 0.0 <= outcome["ground_truth"]["retrain_test_acc"] <= 100.0
         assert outcome["retrain"]["retrain_epochs"] == 1
+        assert outcome["retrain"]["retrain_protocol"] == "proxy"
         assert outcome["retrain"]["retrain_device_seconds"] > 0
         # the retrain is reported apart: it is not in the search's spend
         assert outcome["spent_device_seconds"] == pytest.approx(outcome["curve"][-1][0], abs=0.01)

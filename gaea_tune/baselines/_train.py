@@ -43,6 +43,10 @@ class StandaloneTraining:
         seed: int = 0,
         device: torch.device | str = "cpu",
         label: str = "",
+        grad_clip: float | None = None,
+        cutout: int = 0,
+        auxiliary_weight: float = 0.0,
+        drop_path: float = 0.0,
     ) -> None:
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -64,7 +68,17 @@ class StandaloneTraining:
             weight_decay=weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.epochs)
-        self.train_loader = splits.loader("train", batch_size, seed=seed, device=self.device)
+        self.grad_clip = grad_clip
+        self.auxiliary_weight = float(auxiliary_weight)
+        self.drop_path = float(drop_path)
+        if (self.auxiliary_weight or self.drop_path) and not hasattr(network, "forward_with_aux"):
+            raise ValueError(
+                "auxiliary_weight and drop_path need a network with an auxiliary head and "
+                "drop-path (the DARTS space's evaluation network)"
+            )
+        self.train_loader = splits.loader(
+            "train", batch_size, seed=seed, device=self.device, cutout=cutout
+        )
         self.valid_loader = splits.loader("valid", max(batch_size, 256), device=self.device)
         self.loss_fn = nn.CrossEntropyLoss()
 
@@ -73,10 +87,18 @@ class StandaloneTraining:
         if self.epoch >= self.epochs:
             raise ValueError(f"all {self.epochs} planned epochs are done")
         self.network.train()
+        if self.drop_path:  # raised linearly over training, as quark0/darts cnn/train.py does
+            self.network.drop_path_prob = self.drop_path * self.epoch / self.epochs
         total_loss, correct, seen = 0.0, 0, 0
         for batch, (x, y) in enumerate(self.train_loader):
-            logits = self.network(x)
-            loss = self.loss_fn(logits, y)
+            if self.auxiliary_weight:
+                logits, aux_logits = self.network.forward_with_aux(x)
+                loss = self.loss_fn(logits, y)
+                if aux_logits is not None:
+                    loss = loss + self.auxiliary_weight * self.loss_fn(aux_logits, y)
+            else:
+                logits = self.network(x)
+                loss = self.loss_fn(logits, y)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteLossError(
@@ -85,6 +107,8 @@ class StandaloneTraining:
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
             self.optimizer.step()
             total_loss += value * len(y)
             correct += int((logits.detach().argmax(1) == y).sum())

@@ -208,16 +208,15 @@ def _close_trial_runs(tracker: Tracker, method_run_id: str, results: Any) -> Non
 def _final_retrain(
     config: ExperimentConfig, method: MethodConfig, seed: int, genotype: str
 ) -> dict[str, Any]:
-    """Retrain the incumbent from scratch on the cluster (cost reported apart from search)."""
+    """Retrain the incumbent from scratch on the cluster with the comparison's one retrain
+    protocol (the same for every method and family); its cost is reported apart from search."""
     from gaea_tune.tune._retrain import retrain
 
+    del method  # the protocol does not depend on who found the genotype
     resources = config.resources
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(retrain)
     job = {**_base_trial_config(config, seed), "genotype": genotype,
-           "epochs": config.final_retrain_epochs}  # fmt: skip
-    for key in ("batch_size", "lr", "weight_decay"):
-        if key in method.options and method.family == "standalone":
-            job[key] = method.options[key]
+           "protocol": dict(config.final_retrain)}  # fmt: skip
     return ray.get(task.remote(job))
 
 
@@ -271,6 +270,8 @@ def _log_outcome(tracker: Tracker, run_id: str, outcome: dict[str, Any]) -> None
         if isinstance(value, (int, float)):
             tracker.log_metrics(run_id, {key: value}, step=0)
     tags = {"genotype": outcome["genotype"] or ""}
+    if outcome.get("retrain"):
+        tags["gaea.retrain_protocol"] = str(outcome["retrain"].get("retrain_protocol"))
     if outcome["failed_trials"]:
         tags["gaea.failures"] = "; ".join(f"{k}: {v}" for k, v in outcome["failed_trials"].items())
     if outcome.get("failure"):
