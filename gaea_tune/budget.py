@@ -1,11 +1,15 @@
 """Device-second budgets: every method gets the same budget B and may not overrun it.
 
-Device-seconds are wall seconds times the devices a trial holds: GPUs when it holds any,
-otherwise its CPU slots (labelled "cpu" so reports never call them GPU-hours).
+Device-seconds are what :class:`DeviceClock` charges: wall seconds times the GPUs a trial holds
+when it holds any, otherwise the CPU time of the trial's own process (labelled "cpu" so reports
+never call them GPU-hours).
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -18,6 +22,49 @@ def device_count(gpus: float, cpus: float) -> tuple[float, str]:
     if cpus <= 0:
         raise ValueError(f"a trial needs at least one GPU or CPU slot, got {gpus=}, {cpus=}")
     return float(cpus), "cpu"
+
+
+class DeviceClock:
+    """The one charging rule of every trainable: the device-seconds a trial's own work costs.
+
+    GPU trials: wall seconds x the GPUs they hold (a fractional GPU is charged its fraction).
+    CPU trials: the CPU time of the trial's own process (user + system, all its threads), so a
+    trial is charged for the work it did, not for the time it waited while other trials used
+    the cores; the same work costs the same whatever else runs beside it. Both trainables start
+    the clock when the trial starts (data loading, network construction, training, evaluation
+    and checkpoint writing are all charged) and stop it around the hand-over of a result to Ray
+    Tune (:meth:`paused`), which is orchestration, not the method's work.
+
+    ``spent``: device-seconds charged before (a resumed trial's checkpoint).
+    """
+
+    def __init__(self, gpus: float, cpus: float, spent: float = 0.0) -> None:
+        self.devices, self.kind = device_count(gpus, cpus)
+        self._before = float(spent)
+        self._mark = self._now()
+        self._banked = 0.0
+
+    def _now(self) -> float:
+        if self.kind == "gpu":
+            return time.perf_counter() * self.devices
+        return time.process_time()
+
+    def spent(self) -> float:
+        """Device-seconds charged so far (including ``spent`` given at construction)."""
+        return self._before + self._banked + (self._now() - self._mark)
+
+    def resume_from(self, spent: float) -> None:
+        """Continue from a checkpoint's charge: ``spent`` device-seconds were charged before."""
+        self._before = float(spent)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Nothing inside is charged (the hand-over of a result and checkpoint to Ray Tune)."""
+        self._banked += self._now() - self._mark
+        try:
+            yield
+        finally:
+            self._mark = self._now()
 
 
 @dataclass

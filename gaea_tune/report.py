@@ -65,6 +65,7 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
                 "search_signal": outcome["search_signal"],
                 "ground_truth": outcome["ground_truth"],
                 "retrain": outcome.get("retrain"),
+                "throughput": outcome.get("throughput"),
                 "curve": outcome["curve"],
                 "mlflow_run_id": run.info.run_id,
             }

@@ -118,6 +118,7 @@ class StandaloneTraining:
         return {
             "train_loss": total_loss / max(seen, 1),
             "train_acc": 100.0 * correct / max(seen, 1),
+            "train_images": seen,
         }
 
     @torch.no_grad()
@@ -140,6 +141,7 @@ class StandaloneTraining:
         return {
             "valid_loss": total_loss / seen,
             "valid_acc": 100.0 * correct / seen,
+            "valid_images": seen,
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -91,6 +91,7 @@ class BudgetState:
                 "genotype": result.get("genotype"),
                 "node_id": result.get("node_id"),
                 "entropy": float(entropy) if _finite(entropy) else None,
+                "images": int(result["images"]) if _finite(result.get("images")) else None,
                 "monitors": {
                     k: v for k, v in result.items() if k.startswith("nb201_") and _finite(v)
                 },

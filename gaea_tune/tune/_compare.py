@@ -233,6 +233,7 @@ def _outcome(
         reasons = sorted(set(state.failures.values()))
         failure = "; ".join(reasons) if reasons else "no trial reported a search signal"
     return {
+        "throughput": throughput(state.events),
         "status": "failed" if failure else "finished",
         "failure": failure,
         "label": method.label,
@@ -251,6 +252,27 @@ def _outcome(
     }
 
 
+def throughput(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Images processed (training and evaluation) per charged device-second, per trial and for
+    the method as a whole, from each trial's last result: contention shows up here."""
+    last: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.get("kind") == "result" and event.get("images") is not None:
+            last[event["trial_id"]] = event
+    per_trial = {
+        trial: round(e["images"] / e["trial_device_seconds"], 3)
+        for trial, e in last.items()
+        if e["trial_device_seconds"] > 0
+    }
+    images = sum(e["images"] for e in last.values())
+    seconds = sum(e["trial_device_seconds"] for e in last.values())
+    return {
+        "images_per_device_second": round(images / seconds, 3) if seconds > 0 else None,
+        "mean_of_trials": round(sum(per_trial.values()) / len(per_trial), 3) if per_trial else None,
+        "per_trial": per_trial,
+    }
+
+
 def _log_outcome(tracker: Tracker, run_id: str, outcome: dict[str, Any]) -> None:
     tracker.log_metrics(
         run_id,
@@ -260,6 +282,9 @@ def _log_outcome(tracker: Tracker, run_id: str, outcome: dict[str, Any]) -> None
             "trials": outcome["trials"],
             "failed_trials": len(outcome["failed_trials"]),
             "search_signal": outcome["search_signal"],
+            "images_per_device_second": (outcome.get("throughput") or {}).get(
+                "images_per_device_second"
+            ),
             **{f"ground_truth.{k}": v for k, v in (outcome["ground_truth"] or {}).items()},
         },
         step=0,

@@ -23,7 +23,7 @@ from gaea_tune._constraints import validate_options
 from gaea_tune.baselines._options import TRAINING_CONSTRAINTS
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._train import StandaloneTraining, seeded_network
-from gaea_tune.budget import device_count
+from gaea_tune.budget import DeviceClock, device_count
 from gaea_tune.tune._trial import DETERMINISTIC_ERRORS, failure_result
 
 _CHECKPOINT_FILE = "standalone.pt"
@@ -66,34 +66,33 @@ def _nb201_monitors(genotype: Any) -> dict[str, float]:
 def standalone_trainable(config: dict[str, Any]) -> None:
     """Train ``config``'s genotype for up to ``config["epochs"]`` epochs, reporting every epoch.
 
-    A deterministic failure (non-finite loss, bad option, impossible shape) ends the trial with
-    one last result carrying ``failure`` instead of an error Tune would retry (see
-    :mod:`gaea_tune.tune._trial`).
+    Device-seconds come from :class:`gaea_tune.budget.DeviceClock`, the charging rule the
+    supernet trainable uses too. A deterministic failure (non-finite loss, bad option,
+    impossible shape) ends the trial with one last result carrying ``failure`` instead of an
+    error Tune would retry (see :mod:`gaea_tune.tune._trial`).
     """
-    spend = {"before": 0.0, "started": time.perf_counter(), "devices": 0.0, "kind": "cpu"}
+    resources = config.get("resources") or {"cpu": 1, "gpu": 0}
+    clock = DeviceClock(float(resources.get("gpu", 0) or 0), float(resources.get("cpu", 1) or 0))
     try:
-        _train(config, spend)
+        _train(config, clock)
     except DETERMINISTIC_ERRORS as error:
-        spent = spend["before"] + (time.perf_counter() - spend["started"]) * spend["devices"]
         extra = {"node_id": ray.get_runtime_context().get_node_id()}
         try:
             extra["genotype"] = str(trial_genotype(config))
         except DETERMINISTIC_ERRORS:
             pass  # the genotype itself was the bad input
-        tune.report(failure_result(error, spent, str(spend["kind"]), **extra))
+        result = failure_result(error, clock.spent(), clock.kind, **extra)
+        with clock.paused():
+            tune.report(result)
 
 
-def _train(config: dict[str, Any], spend: dict[str, Any]) -> None:
-    started = spend["started"]
+def _train(config: dict[str, Any], clock: DeviceClock) -> None:
     training_keys = {k: config[k] for k in TRAINING_CONSTRAINTS if k in config}
     validate_options("trial", training_keys, TRAINING_CONSTRAINTS)  # the YAML validator's rules
     resources = config.get("resources") or {"cpu": 1, "gpu": 0}
-    devices, device_kind = device_count(
-        float(resources.get("gpu", 0) or 0), float(resources.get("cpu", 1) or 0)
-    )
-    spend.update(devices=devices, kind=device_kind)
     use_gpu = float(resources.get("gpu", 0) or 0) > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
+    apply_numerics(resources, use_gpu)
     space = _space(config.get("space", "nb201"))
     genotype = trial_genotype(config)
     dataset = dict(config["dataset"])
@@ -113,7 +112,7 @@ def _train(config: dict[str, Any], spend: dict[str, Any]) -> None:
         device=device,
         label=str(genotype),
     )
-    spent_before, resumes = 0.0, 0
+    resumes, images = 0, 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -121,36 +120,43 @@ def _train(config: dict[str, Any], spend: dict[str, Any]) -> None:
                 os.path.join(folder, _CHECKPOINT_FILE), map_location=device, weights_only=True
             )
         training.load_state_dict(state["training"])
-        spent_before = float(state["device_seconds"])
-        spend["before"] = spent_before
+        clock.resume_from(float(state["device_seconds"]))
         resumes = int(state.get("resumes", 0)) + 1
+        images = int(state.get("images", 0))
     monitors = _nb201_monitors(genotype) if space.name == "nb201" else {}
     text = str(genotype)
     while training.epoch < training.epochs:
         metrics = training.train_epoch()
         metrics.update(training.evaluate())
-        device_seconds = spent_before + (time.perf_counter() - started) * devices
-        result = {
-            "epoch": training.epoch,
-            "search_signal": metrics["valid_acc"],
-            "device_seconds": device_seconds,
-            "device_kind": device_kind,
-            "genotype": text,
-            "resumes": resumes,
-            "node_id": ray.get_runtime_context().get_node_id(),
-            **metrics,
-            **monitors,
-        }
+        images += int(metrics.get("train_images", 0)) + int(metrics.get("valid_images", 0))
         with tempfile.TemporaryDirectory() as folder:
-            torch.save(
-                {
-                    "training": training.state_dict(),
-                    "device_seconds": device_seconds,
-                    "resumes": resumes,
-                },
-                os.path.join(folder, _CHECKPOINT_FILE),
-            )
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+            state = {"training": training.state_dict(), "resumes": resumes, "images": images}
+            state["device_seconds"] = clock.spent()  # checkpoint writing is charged
+            torch.save(state, os.path.join(folder, _CHECKPOINT_FILE))
+            device_seconds = clock.spent()
+            result = {
+                "epoch": training.epoch,
+                "search_signal": metrics["valid_acc"],
+                "device_seconds": device_seconds,
+                "device_kind": clock.kind,
+                "images": images,
+                "genotype": text,
+                "resumes": resumes,
+                "node_id": ray.get_runtime_context().get_node_id(),
+                **metrics,
+                **monitors,
+            }
+            with clock.paused():
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def apply_numerics(resources: dict[str, Any], use_gpu: bool) -> None:
+    """The numerics every trainable of a comparison shares: on CPU, intra-op threads = the CPU
+    slots the trial holds; on CUDA, cuDNN autotuning on."""
+    if use_gpu:
+        torch.backends.cudnn.benchmark = True
+    elif float(resources.get("cpu", 1) or 0) >= 1:
+        torch.set_num_threads(max(1, int(float(resources["cpu"]))))
 
 
 def run_live_baseline(

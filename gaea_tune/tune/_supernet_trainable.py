@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import ray
 import torch
 from ray import tune
 
-from gaea_tune.budget import device_count
+from gaea_tune.budget import DeviceClock, device_count
 from gaea_tune.tune._trial import DETERMINISTIC_ERRORS, failure_result
 from gaea_tune.weight_sharing import SearchOptions, SupernetSearch, get_method
 
@@ -94,35 +93,38 @@ def nb201_monitors(genotype: Any) -> dict[str, float]:
 def supernet_trainable(config: dict[str, Any]) -> None:
     """Run one weight-sharing search, reporting (and checkpointing) after every epoch.
 
-    A deterministic failure (non-finite loss, bad option, impossible shape) ends the trial with
-    one last result carrying ``failure`` instead of an error Tune would retry (see
-    :mod:`gaea_tune.tune._trial`).
+    Device-seconds come from :class:`gaea_tune.budget.DeviceClock`, the charging rule the
+    standalone trainable uses too. A deterministic failure (non-finite loss, bad option,
+    impossible shape) ends the trial with one last result carrying ``failure`` instead of an
+    error Tune would retry (see :mod:`gaea_tune.tune._trial`).
     """
-    spend = {"seconds": 0.0, "mark": time.perf_counter(), "devices": 0.0, "kind": "cpu"}
+    resources = config.get("resources", {"gpu": 0, "cpu": 1}) if isinstance(config, dict) else {}
     try:
-        _search(config, spend)
+        clock = DeviceClock(float(resources.get("gpu", 0)), float(resources.get("cpu", 1)))
+    except (ValueError, TypeError, AttributeError):
+        clock = DeviceClock(0.0, 1.0)  # split_config below names the bad value
+    try:
+        _search(config, clock)
     except DETERMINISTIC_ERRORS as error:
-        spent = spend["seconds"] + (time.perf_counter() - spend["mark"]) * spend["devices"]
         node = ray.get_runtime_context().get_node_id()
-        tune.report(failure_result(error, spent, str(spend["kind"]), node_id=node))
+        result = failure_result(error, clock.spent(), clock.kind, node_id=node)
+        with clock.paused():
+            tune.report(result)
 
 
-def _search(config: dict[str, Any], spend: dict[str, Any]) -> None:
+def _search(config: dict[str, Any], clock: DeviceClock) -> None:
     base, options = split_config(config)
     from gaea_tune.data import load_splits
+    from gaea_tune.tune._standalone_trainable import apply_numerics
 
-    count, kind = device_count(base["gpu"], base["cpu"])
-    spend.update(devices=count, kind=kind)
     use_cuda = base["gpu"] > 0 and torch.cuda.is_available()
     device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
-    if not use_cuda and base["cpu"] >= 1:
-        torch.set_num_threads(max(1, int(base["cpu"])))
-    if use_cuda:
-        torch.backends.cudnn.benchmark = True
+    apply_numerics({"gpu": base["gpu"], "cpu": base["cpu"]}, use_cuda)
     splits = load_splits(**base["dataset"])
     search = SupernetSearch.from_splits(
         base["space"], base["method"], options, splits, device=device, seed=base["seed"]
     )
+    images = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -130,29 +132,27 @@ def _search(config: dict[str, Any], spend: dict[str, Any]) -> None:
                 Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True
             )
         search.load_state_dict(state["search"])
-        spend["seconds"] = float(state["device_seconds"])
+        clock.resume_from(float(state["device_seconds"]))
+        images = int(state.get("images", 0))
     while search.epoch < options.epochs:
         metrics = search.run_epoch()
         if not math.isfinite(metrics["train_loss"]):
             raise FloatingPointError(f"non-finite training loss at epoch {metrics['epoch']}")
+        images += int(metrics.get("images", 0))
         if base["space"] == "nb201":
             metrics.update(nb201_monitors(metrics["genotype"]))
         edges = search.edge_weights()
         if edges is not None:
             metrics["edge_weights"] = edges
         with tempfile.TemporaryDirectory(prefix="gaea-ckpt-") as folder:
-            now = time.perf_counter()
-            spend["seconds"] += (now - spend["mark"]) * count
-            spend["mark"] = now
-            device_seconds = spend["seconds"]
-            torch.save(
-                {"search": search.state_dict(), "device_seconds": device_seconds},
-                os.path.join(folder, CHECKPOINT_FILE),
-            )
-            metrics.update(device_seconds=device_seconds, device_kind=kind, device=str(device),
-                           node_id=ray.get_runtime_context().get_node_id())  # fmt: skip
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        spend["mark"] = time.perf_counter()  # the report (Ray's checkpoint copy) is not charged
+            state = {"search": search.state_dict(), "images": images}
+            state["device_seconds"] = clock.spent()  # checkpoint writing is charged
+            torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+            device_seconds = clock.spent()
+            metrics.update(device_seconds=device_seconds, device_kind=clock.kind, images=images,
+                           device=str(device), node_id=ray.get_runtime_context().get_node_id())  # fmt: skip
+            with clock.paused():
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         budget = base["budget_device_seconds"]
         if budget is not None and device_seconds >= budget:
             break
