@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gaea_tune.report import markdown_table, significance, write_report
+from gaea_tune.report import markdown_table, write_report
 from gaea_tune.tracking import Tracker, TrackingError, check_reachable, default_tracking
 from gaea_tune.tune._compare import _log_outcome
 
@@ -52,23 +52,26 @@ def test_report_from_mlflow(tmp_path):
     assert good["mean"] == pytest.approx(94.1)
     assert [s["seed"] for s in good["seeds"]] == [0, 1, 2]
     assert summary["entropy"]["good"][0] == [1.38, 1.2, 0.9]
-    assert summary["significance"][0]["best"] == "good"
-    assert summary["significance"][0]["p_value"] < 0.05
+    (pair,) = summary["statistics"]["pairwise"]["pairs"]
+    assert (pair["a"], pair["b"], pair["seeds"]) == ("good", "bad", [0, 1, 2])
+    assert pair["mean_difference"] == pytest.approx(4.1)
+    # 3 seeds cannot support a paired claim: no p-value, the reason instead
+    assert pair["p_value"] is None and pair["verdict"].startswith("no claim: 3 nonzero")
+    assert summary["statistics"]["ranks"]["mean_rank"] == {"bad": 2.0, "good": 1.0}
     on_disk = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert on_disk["mlflow"]["parent_run_id"] == parent
     table = markdown_table(summary)
-    assert "| 1 | good | weight-sharing | 94.10 +- 0.10 | 0.0278 | 3.0 | 0 | 3 |" in table
+    assert (
+        "| 1 | good | weight-sharing | 94.10 +- 0.10 | [94.00, 94.20] | 0.0278 | 3.0 | 0 | 3 (0) |"
+        in table
+    )
+    assert "| good | bad | 3 | +4.10 [+3.10, +5.20] | +1.00 | - | - | no claim: " in table
     for name in ("incumbent_vs_device_hours.png", "entropy.png", "results.csv"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     attached = {f.path for f in tracker.client.list_artifacts(parent, "report")}
     assert "report/incumbent_vs_device_hours.png" in attached
     # reopening a run by key reuses it (resume never duplicates runs)
     assert tracker.start_run("again", key="exp/x/good/0") == good["seeds"][0]["mlflow_run_id"]
-
-
-def test_significance_needs_two_seeds():
-    methods = {"a": {"seeds": [{"ground_truth": {"c": 1.0}}]}, "b": {"seeds": []}}
-    assert significance(methods) == []
 
 
 def test_unreachable_server_is_a_clear_error():
