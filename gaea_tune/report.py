@@ -148,12 +148,26 @@ def _rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "trials": float(np.mean([s["trials"] for s in seeds])),
                 "failed": sum(len(s.get("failed_trials") or {}) for s in seeds),
                 "failed_seeds": sum(s.get("status") == "failed" for s in seeds),
+                "images_per_device_second": _mean_throughput(seeds),
             }
         )
     ranked = sorted(rows, key=lambda r: -(r["mean"] if r["mean"] is not None else -math.inf))
     for rank, row in enumerate(ranked, start=1):
         row["rank"] = rank if row["mean"] is not None else None
     return ranked
+
+
+def _throughput_cell(row: dict[str, Any]) -> str:
+    value = row.get("images_per_device_second")
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _mean_throughput(seeds: list[dict[str, Any]]) -> float | None:
+    """Mean over seeds of images processed per charged device-second (None: not recorded,
+    e.g. tabular mode)."""
+    values = [(s.get("throughput") or {}).get("images_per_device_second") for s in seeds]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
@@ -182,15 +196,16 @@ def markdown_table(summary: dict[str, Any]) -> str:
     if lines:
         lines.append("")
     lines += [
-        f"| rank | method | family | {column} (mean +- std) | 95% CI of mean | {kind}-hours spent | trials | failed trials | seeds (failed) |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        f"| rank | method | family | {column} (mean +- std) | 95% CI of mean | {kind}-hours spent | img per {kind.lower()}-s | trials | failed trials | seeds (failed) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in _rows(summary):
         accuracy = "n/a" if row["mean"] is None else f"{row['mean']:.2f} +- {row['std']:.2f}"
         lines.append(
             f"| {row['rank'] or '-'} | {row['method']} | {row['family']} | {accuracy} | "
             f"{_mean_ci_cell(summary, row)} | "
-            f"{row['device_hours']:.4f} | {row['trials']:.1f} | {row['failed']} | "
+            f"{row['device_hours']:.4f} | {_throughput_cell(row)} | {row['trials']:.1f} | "
+            f"{row['failed']} | "
             f"{row['seeds']} ({row['failed_seeds']}) |"
         )
     for failure in summary.get("failed_methods", []):
