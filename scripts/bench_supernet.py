@@ -52,6 +52,7 @@ def _worker(args: argparse.Namespace) -> None:
         C=setting["C"],
         N=setting["N"],
         epochs=1,
+        arch_warmup_epochs=0,  # measure full search steps, architecture step included
         batch_size=bs,
         formulation=args.formulation,
         erm_joint=args.erm_joint,

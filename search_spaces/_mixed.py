@@ -4,7 +4,11 @@ Modes, one per search method family:
 
 - ``"weighted"``: sum of all ops weighted by a simplex vector (DARTS softmax, GAEA theta).
 - ``"hard"``: a one-hot vector whose gradient flows straight through (GDAS); only the chosen op
-  runs, scaled by its (unit) weight so gradients reach the architecture parameters.
+  runs, scaled by its (unit) weight so gradients reach the architecture parameters. This is
+  GDAS's forward on the DARTS (NASNet) space (AutoDL-Projects
+  xautodl/models/cell_searchs/search_cells.py lines 180-181, ``MixedOp.forward_gdas``). NB201's
+  GDAS also adds the other ops' (zero-valued) weights, so they get gradients too; the NB201
+  supernet does that itself (see :class:`search_spaces.nb201.NB201Supernet`).
 - ``"partial"``: PC-DARTS partial channel connection: the weighted sum runs on ``1/k`` of the
   channels, the rest bypass (pooled when the edge reduces), then channels are shuffled.
 - ``"single"``: one op chosen by a one-hot vector without gradient (random search with weight
@@ -61,3 +65,26 @@ class MixedOp(nn.Module):
             raise ValueError("partial channel mode needs ops that keep the channel count")
         out = torch.cat([mixed, x_bypass], dim=1)
         return channel_shuffle(out, k) if k > 1 else out
+
+
+class StrideSafeConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that runs a strided 1x1 convolution as a stride-1 one on the subsampled input.
+
+    oneDNN's CPU kernel for the weight gradient of a 1x1 convolution with stride > 1 on a
+    channels_last (NHWC) input with fewer input channels than its SIMD width (1-7 with AVX2,
+    up to 15 with AVX-512) writes past its buffer: with one thread glibc aborts (``corrupted
+    size vs. prev_size``), with more it can hang or return wrong weight gradients. A 1x1 kernel
+    never reads the pixels a stride skips, so padding, then taking every ``stride``-th pixel
+    and convolving with stride 1 computes the same output and gradients without that kernel,
+    in every memory layout. Other kernel sizes run as ``nn.Conv2d``. Parameters, attributes
+    (``stride`` included) and the state dict are those of ``nn.Conv2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size != (1, 1) or self.stride == (1, 1):
+            return super().forward(x)
+        if not isinstance(self.padding, str) and any(self.padding):
+            pad = self._reversed_padding_repeated_twice
+            x = F.pad(x, pad) if self.padding_mode == "zeros" else F.pad(x, pad, self.padding_mode)
+        x = x[:, :, :: self.stride[0], :: self.stride[1]]
+        return F.conv2d(x, self.weight, self.bias, 1, 0, 1, self.groups)

@@ -25,6 +25,8 @@ def _search(
     method: str, space: str = "nb201", n_train: int = 24, size: int = SIZE, **options: Any
 ) -> SupernetSearch:
     defaults: dict[str, Any] = {"C": 4, "N": 1, "epochs": 3, "batch_size": 8}
+    if get_method(method).has_arch:  # architecture steps from the first epoch in these short runs
+        defaults["arch_warmup_epochs"] = 0
     defaults.update(options)
     opts = SearchOptions(**defaults)
     return SupernetSearch(
@@ -130,7 +132,7 @@ def test_non_finite_loss_raises_a_clear_error() -> None:
 
     opts = SearchOptions(C=4, N=1, epochs=1, batch_size=4)
     search = SupernetSearch(
-        "nb201", "gaea-darts", opts, NaNLoader(), NaNLoader(), num_classes=10, seed=0
+        "nb201", "gaea-darts", opts, NaNLoader(), NaNLoader(), NaNLoader(), num_classes=10, seed=0
     )
     with pytest.raises(FloatingPointError, match="non-finite"):
         search.run_epoch()

@@ -98,10 +98,10 @@ def test_arch_lr_3e_minus_4_is_the_float_0_0003(tmp_path):
 
 
 def test_yes_is_a_string_and_the_validator_says_true_or_false(tmp_path):
-    path = _write(tmp_path, BASE + "methods:\n  random: {epochs: 1, exclude_none: yes}\n")
-    assert _error(path) == "methods.random.exclude_none: expected true or false, got 'yes'"
-    path = _write(tmp_path, BASE + "methods:\n  random: {epochs: 1, exclude_none: true}\n")
-    assert load_config(path).methods[0].options["exclude_none"] is True
+    path = _write(tmp_path, BASE + "methods:\n  rea: {epochs: 1, tournament_replacement: yes}\n")
+    assert _error(path) == "methods.rea.tournament_replacement: expected true or false, got 'yes'"
+    path = _write(tmp_path, BASE + "methods:\n  rea: {epochs: 1, tournament_replacement: false}\n")
+    assert load_config(path).methods[0].options["tournament_replacement"] is False
 
 
 def test_a_yaml_1_1_directive_does_not_bring_back_1_1_scalars(tmp_path):
@@ -248,7 +248,7 @@ def test_set_uses_the_same_yaml_1_2_scalars():
         RAW,
         [
             "methods.gaea-darts.arch_lr=3e-4",
-            "methods.random.exclude_none=yes",
+            "space.exclude_none=yes",
             "seeds=[0, 2]",
             "budget.device_seconds=1_000",
             "dataset.root=~/data",
@@ -256,15 +256,15 @@ def test_set_uses_the_same_yaml_1_2_scalars():
     )
     assert raw["methods"]["gaea-darts"]["arch_lr"] == 0.0003
     assert type(raw["methods"]["gaea-darts"]["arch_lr"]) is float
-    assert raw["methods"]["random"]["exclude_none"] == "yes"
+    assert raw["space"]["exclude_none"] == "yes"
     assert raw["seeds"] == [0, 2]
     assert raw["budget"]["device_seconds"] == "1_000"
     assert raw["dataset"]["root"] == "~/data"
     assert RAW["methods"]["gaea-darts"]["arch_lr"] == 0.1  # the input is not changed
     config = parse_config(apply_overrides(RAW, ["methods.gaea-darts.arch_lr=3e-4"]))
     assert config.methods[0].options["arch_lr"] == 0.0003
-    with pytest.raises(ConfigError, match="exclude_none: expected true or false, got 'yes'"):
-        parse_config(apply_overrides(RAW, ["methods.random.exclude_none=yes"]))
+    with pytest.raises(ConfigError, match="space.exclude_none: expected true or false, got 'yes'"):
+        parse_config(apply_overrides(RAW, ["space.exclude_none=yes"]))
 
 
 def test_set_refuses_tags_and_keeps_non_yaml_text_as_text():

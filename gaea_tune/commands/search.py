@@ -136,7 +136,12 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, TrackingError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
         return 2
-    label = f"{config['method']}-{config['search'].get('formulation', 'erm')}-seed{config['seed']}"
+    from gaea_tune.weight_sharing import SearchOptions
+
+    resolved = SearchOptions.from_dict(dict(config["search"])).resolve(
+        config["method"], config["space"]
+    )
+    label = f"{config['method']}-{resolved['formulation']}-seed{config['seed']}"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     key = f"{config['name']}/search/{label}/{stamp}"
     run_id = tracker.start_run(

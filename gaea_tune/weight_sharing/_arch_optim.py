@@ -6,7 +6,8 @@
 - :func:`softmax_adam`: the softmax controls (DARTS, GDAS, PC-DARTS): Adam on logits.
 - :func:`gumbel_softmax_hard`: GDAS's straight-through Gumbel-softmax sample; with GAEA the
   logits are ``log(theta)``, i.e. the sample is drawn from ``theta`` itself.
-- :func:`gumbel_tau`: GDAS's temperature, annealed linearly from ``tau_max`` to ``tau_min``.
+- :func:`gumbel_tau`: GDAS's temperature, annealed linearly from ``tau_max`` to ``tau_min``
+  (after GAEA-GDAS's architecture warm-up).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-DEFAULT_FLOOR = 1e-8
+# GAEA clamps every weight at 1e-5 before renormalising (gaea_release
+# cnn/architect/architect_edarts.py lines 10-13, applied at line 120).
+DEFAULT_FLOOR = 1e-5
 
 
 class GAEAOptimizer(torch.optim.Optimizer):
@@ -28,7 +31,8 @@ class GAEAOptimizer(torch.optim.Optimizer):
         theta <- theta * exp(-lr * grad);  theta <- max(theta, floor);  theta <- theta / sum(theta)
 
     The product is formed in the log domain (a softmax of ``log theta - lr * grad``), so large
-    gradients cannot overflow; the result is the same normalised vector.
+    gradients cannot overflow; the result is the same normalised vector. ``floor`` defaults to
+    GAEA's 1e-5 (:data:`DEFAULT_FLOOR`).
     """
 
     def __init__(
@@ -76,13 +80,22 @@ def softmax_adam(
     return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
 
-def gumbel_tau(epoch: int, epochs: int, tau_max: float = 10.0, tau_min: float = 0.1) -> float:
-    """GDAS's temperature at ``epoch`` (0-based): linear from ``tau_max`` to ``tau_min``."""
+def gumbel_tau(
+    epoch: int, epochs: int, tau_max: float = 10.0, tau_min: float = 0.1, warmup: int = 0
+) -> float:
+    """GDAS's temperature for the 0-based ``epoch`` of ``epochs``.
+
+    ``tau_max - (tau_max - tau_min) * max(epoch - warmup, 0) / (epochs - 1)``: with no warm-up,
+    NB201's GDAS (AutoDL-Projects exps/NAS-Bench-201-algos/GDAS.py lines 237-239: ``tau_max``
+    at the first epoch, ``tau_min`` at the last); with a warm-up, GAEA-GDAS (gaea_release
+    cnn/architect/architect_egdas.py lines 31-37): ``tau_max`` until the warm-up ends, then the
+    same slope, so the last epoch stays above ``tau_min``.
+    """
     if not 0 < tau_min <= tau_max:
         raise ValueError(f"need 0 < tau_min <= tau_max, got {tau_min=}, {tau_max=}")
     if epochs <= 1:
         return float(tau_max)
-    frac = min(max(epoch, 0), epochs - 1) / (epochs - 1)
+    frac = max(min(epoch, epochs - 1) - max(warmup, 0), 0) / (epochs - 1)
     return float(tau_max - (tau_max - tau_min) * frac)
 
 
@@ -91,8 +104,11 @@ def gumbel_softmax_hard(
 ) -> torch.Tensor:
     """A one-hot sample per row whose gradient is that of the tempered softmax (straight-through).
 
-    The Gumbel noise is drawn on the CPU from ``generator`` (so runs are reproducible on any
-    device) and moved to ``logits.device``.
+    ``one_hot(argmax) - p.detach() + p`` with ``p = softmax((logits + gumbel) / tau)``, as GDAS
+    forms ``hardwts`` (AutoDL-Projects xautodl/models/cell_searchs/search_model_gdas.py lines
+    115-121; GAEA-GDAS with ``logits = log theta``: gaea_release
+    cnn/architect/architect_egdas.py lines 66-74). The Gumbel noise is drawn on the CPU from
+    ``generator`` (so runs are reproducible on any device) and moved to ``logits.device``.
     """
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau!r}")

@@ -82,6 +82,19 @@ class ArchParameters:
         """Per cell type, the ``[E, K]`` op distribution (differentiable)."""
         return {c: self._normalise(t) for c, t in self.ops.items()}
 
+    def entropic_penalty(self) -> torch.Tensor:
+        """GAEA's entropic regulariser ``sum(theta * log(K * theta))`` over every cell type's op
+        weights (the KL divergence of each edge's weights from uniform; edge betas are not
+        included), as gaea_release cnn/architect/architect_egdas.py lines 134-144 adds it
+        (scaled by its ``arch_weight_decay``) to the architecture loss. Simplex methods only."""
+        if self.method.geometry != "simplex":
+            raise ValueError(f"method {self.method.name!r} has no simplex weights to regularise")
+        total = torch.zeros((), device=self.device)
+        for theta in self.ops.values():
+            k = theta.shape[-1]
+            total = total + (theta * torch.log(theta.clamp_min(1e-30) * k)).sum()
+        return total
+
     def edge_weights(self) -> dict[str, torch.Tensor] | None:
         """Per cell type, the ``[E]`` edge weights (PC-DARTS), or ``None``."""
         if not self.betas:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from search_spaces._mixed import MODES, MixedOp
 from search_spaces.nb201._genotype import EDGES, NUM_EDGES, NUM_NODES, OPS, NB201Genotype
@@ -148,6 +149,7 @@ class _SearchCell(nn.Module):
         edge_rows: tuple[torch.Tensor, ...] | None,
         chosen: list[int] | None,
         scales: tuple[torch.Tensor, ...] | None,
+        offsets: tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         nodes = [x]
         for node_inputs in _NODE_INPUTS:
@@ -160,6 +162,8 @@ class _SearchCell(nn.Module):
                     out = edge.candidates[chosen[e]](nodes[source])
                     if scales is not None:
                         out = out * scales[e]
+                    if offsets is not None:
+                        out = out + offsets[e]
                 if edge_rows is not None:
                     out = out * edge_rows[e]
                 total = out if total is None else total + out
@@ -175,6 +179,15 @@ class NB201Supernet(_Skeleton):
     ``edge_weights["cell"]`` (optional) is a ``[6]`` tensor scaling each edge's output before
     a node sums them (PC-DARTS edge normalisation). A supernet built with ``partial_k > 1``
     runs only ``mode="partial"``.
+
+    ``mode="hard"`` is NB201's GDAS forward (AutoDL-Projects
+    xautodl/models/cell_searchs/search_cells.py lines 71-86, ``forward_gdas``; the same in
+    GAEA's fork liamcli/AutoDL-Projects lib/models/cell_searchs/search_cells.py lines 65-76):
+    with straight-through rows ``h`` (one-hot in value) and ``a`` the argmax of edge ``e``,
+    the edge outputs ``h[a] * op_a(x) + sum(h[i] for i != a)``. Only the chosen op runs; the
+    other entries add zero in value but pass the sum of the output's gradient back to their
+    weight, so every op's weight gets a gradient (the chosen one ``<dL/dout, op_a(x)>``, the
+    others ``sum(dL/dout)``), summed over the cells that share the row.
     """
 
     def __init__(
@@ -223,12 +236,14 @@ class NB201Supernet(_Skeleton):
         edge_rows = None
         if edge_weights is not None:
             edge_rows = _get(edge_weights, "edge_weights", (NUM_EDGES,)).unbind(0)
-        rows = chosen = scales = None
+        rows = chosen = scales = offsets = None
         if mode in ("hard", "single"):
             index = w.detach().argmax(dim=1)
             chosen = index.tolist()
-            if mode == "hard":  # straight-through: scale by the chosen (unit) weight
-                scales = w.gather(1, index.unsqueeze(1)).squeeze(1).unbind(0)
+            if mode == "hard":  # GDAS's straight-through forward; see the class docstring
+                picked = F.one_hot(index, w.shape[1]).to(w.dtype)
+                scales = (w * picked).sum(dim=1).unbind(0)
+                offsets = (w * (1 - picked)).sum(dim=1).unbind(0)
         else:
             rows = w.unbind(0)
             if self.partial_k == 1:
@@ -237,7 +252,7 @@ class NB201Supernet(_Skeleton):
         x = self.stem(x)
         for cell in self.cells:
             if isinstance(cell, _SearchCell):
-                x = cell(x, rows, mode, edge_rows, chosen, scales)
+                x = cell(x, rows, mode, edge_rows, chosen, scales, offsets)
             else:
                 x = cell(x)
         return self._head(x)
