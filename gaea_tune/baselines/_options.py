@@ -21,6 +21,14 @@ TRAINING_CONSTRAINTS: dict[str, Any] = {
     "lr": Interval(float, 1e-6, 10.0),
     "weight_decay": Interval(float, 0.0, 1.0),
 }
+# What a standalone trial trains with when the config does not say (SGD, Nesterov momentum 0.9,
+# cosine lr over the trial's epochs: NB201's hp=12 schedule, lr 0.1, weight decay 5e-4).
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 12,
+    "batch_size": 64,
+    "lr": 0.1,
+    "weight_decay": 5e-4,
+}
 # Read by the comparison runner: the most trials of the method training at once.
 RUNNER_CONSTRAINTS: dict[str, Any] = {"max_concurrent": Interval(int, 1, 1024)}
 # hpbandster settings that Ray's TuneBOHB passes on (``bohb_config``).
@@ -28,6 +36,7 @@ LIVE_BOHB_KEYS = (
     "num_samples", "random_fraction", "top_n_percent", "bandwidth_factor", "min_bandwidth",
     "min_points_in_model", "exclude_none",
 )  # fmt: skip
+LIVE_BOHB_ETA = 3
 # The tabular runner's own BOHB option: ``paper`` = the NB201 paper's setting.
 TABULAR_STYLE = OneOf(("table", "paper"))
 # Fidelities are fixed by the table in tabular mode and by ``epochs`` in live mode.
@@ -38,7 +47,7 @@ def live_search_constraints(method: str) -> dict[str, Any]:
     """The search options (not training ones) ``method`` takes in a live comparison."""
     cls = _searcher_class(method)
     if method == "bohb":
-        constraints = {"reduction_factor": Interval(int, 2, 100)}
+        constraints = {"reduction_factor": Interval(int, 2, 100)}  # default LIVE_BOHB_ETA
         constraints.update({k: cls._parameter_constraints[k] for k in LIVE_BOHB_KEYS})
         return constraints
     return dict(cls._parameter_constraints)

@@ -10,6 +10,11 @@ from gaea_tune.commands._common import add_config_arguments, load_or_exit
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("validate", help="validate an experiment YAML and print it")
     add_config_arguments(parser)
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="print every setting that will run, defaults filled in, as YAML",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,4 +29,18 @@ def run(args: argparse.Namespace) -> int:
         f"  budget {config.budget_device_seconds:g} {config.device_kind}-seconds per method x seed"
     )
     print(f"  methods: {methods}")
+    if args.show:
+        import io
+
+        from ruamel.yaml import YAML
+
+        from gaea_tune.resolve import resolved_settings
+
+        yaml = YAML(typ="safe", pure=True)
+        yaml.default_flow_style = False
+        yaml.sort_base_mapping_type_on_output = False
+        buffer = io.StringIO()
+        yaml.dump(resolved_settings(config), buffer)
+        print("# resolved settings (every default filled in)")
+        print(buffer.getvalue().rstrip())
     return 0

@@ -18,8 +18,10 @@ import ray
 from ray import tune
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from gaea_tune.baselines._options import TRAINING_DEFAULTS
 from gaea_tune.budget import device_count
 from gaea_tune.config import ConfigError, ExperimentConfig, MethodConfig
+from gaea_tune.resolve import flatten, method_options, resolved_settings
 from gaea_tune.tracking import Tracker, check_experiment_usable, default_tracking
 from gaea_tune.tune._budget import BudgetCallback, BudgetedSearcher, BudgetState, BudgetStopper
 from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
@@ -52,16 +54,6 @@ def _base_trial_config(config: ExperimentConfig, seed: int) -> dict[str, Any]:
     }
 
 
-def method_options(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any]:
-    """A method's options plus the comparison-level settings every method obeys: the candidate
-    op set (``space.exclude_none``), so both families search the same space."""
-    options = dict(method.options)
-    exclude_none = bool(config.space.get("exclude_none", False))
-    if method.family == "weight-sharing" or config.space["name"] == "nb201":
-        options["exclude_none"] = exclude_none  # DARTS-space genotypes never hold `none`
-    return options
-
-
 def _tune_setup(
     config: ExperimentConfig, method: MethodConfig, seed: int, ref: BudgetStopper
 ) -> tuple[Any, dict[str, Any], tune.TuneConfig]:
@@ -80,7 +72,7 @@ def _tune_setup(
     from search_spaces import get_space
 
     options = method_options(config, method)
-    max_epochs = int(options.get("epochs", 12))
+    max_epochs = int(options.get("epochs", TRAINING_DEFAULTS["epochs"]))
     max_concurrent = options.pop("max_concurrent", None)
     param_space, search_alg, scheduler = make_tune_components(
         method.method, get_space(config.space["name"]), options, seed, max_epochs
@@ -135,6 +127,9 @@ def _open_method_run(job: dict[str, Any]) -> tuple[Tracker, str]:
         {"method": method.method, "seed": seed, "budget_device_seconds": config.budget_device_seconds,
          "family": method.family, **{f"option.{k}": v for k, v in method.options.items()}},
     )  # fmt: skip
+    # every setting that will run, defaults filled in (what `validate --show` prints)
+    resolved = resolved_settings(config)["methods"][method.label]
+    tracker.log_params(run_id, flatten(resolved, "resolved."))
     return tracker, run_id
 
 
@@ -373,6 +368,7 @@ def compare(
         parent_run_id, {**config.raw, "budget_device_seconds": config.budget_device_seconds}
     )
     tracker.log_json(parent_run_id, config.raw, "config.json")
+    tracker.log_json(parent_run_id, resolved_settings(config), "resolved.json")
     state.update(parent_run_id=parent_run_id, experiment_id=tracker.experiment_id)
     (workdir / STATE_FILE).write_text(json.dumps(state, indent=1))
     run_dir = workdir / "runs" / state["invocation"]  # event logs and outcomes of this invocation

@@ -19,6 +19,7 @@ from ray.tune.search import Searcher as TuneSearcher
 from ray.tune.search.bohb import TuneBOHB
 
 from gaea_tune.baselines import Proposal, Searcher, make_searcher, param_spec, searcher_options
+from gaea_tune.baselines._options import LIVE_BOHB_ETA
 
 LIVE_METHODS = ("random", "rea", "bohb", "tpe")
 _BOHB_CONFIG_KEYS = (
@@ -288,7 +289,7 @@ def make_tune_components(
     if method == "bohb":
         allowed = ("reduction_factor", "exclude_none", *_BOHB_CONFIG_KEYS)
         search = _split_options(method, options, allowed)
-        eta = float(search.pop("reduction_factor", 3))
+        eta = float(search.pop("reduction_factor", LIVE_BOHB_ETA))
         if not eta > 1:
             raise ValueError(f"reduction_factor must be > 1, got {eta!r}")
         param_space.update(_choices(space, bool(search.pop("exclude_none", False))))

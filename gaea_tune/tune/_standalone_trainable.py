@@ -20,7 +20,7 @@ import torch
 from ray import tune
 
 from gaea_tune._constraints import validate_options
-from gaea_tune.baselines._options import TRAINING_CONSTRAINTS
+from gaea_tune.baselines._options import TRAINING_CONSTRAINTS, TRAINING_DEFAULTS
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._train import StandaloneTraining, seeded_network
 from gaea_tune.budget import DeviceClock, device_count
@@ -105,9 +105,9 @@ def _train(config: dict[str, Any], clock: DeviceClock) -> None:
         network,
         splits,
         epochs=int(config["epochs"]),
-        batch_size=int(config.get("batch_size", 64)),
-        lr=float(config.get("lr", 0.1)),
-        weight_decay=float(config.get("weight_decay", 5e-4)),
+        batch_size=int(config.get("batch_size", TRAINING_DEFAULTS["batch_size"])),
+        lr=float(config.get("lr", TRAINING_DEFAULTS["lr"])),
+        weight_decay=float(config.get("weight_decay", TRAINING_DEFAULTS["weight_decay"])),
         seed=seed,
         device=device,
         label=str(genotype),

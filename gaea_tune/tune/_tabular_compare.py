@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from gaea_tune.config import ExperimentConfig
+from gaea_tune.resolve import flatten, method_options, resolved_settings
 from gaea_tune.tracking import Tracker
-from gaea_tune.tune._compare import _connect, _log_outcome, method_options, run_key
+from gaea_tune.tune._compare import _connect, _log_outcome, run_key
 from gaea_tune.tune._outcome import nb201_ground_truth
 
 
@@ -26,6 +27,7 @@ def run_tabular(
     primary = {"cifar10": "cifar10_test_200", "cifar100": "cifar100_test_200",
                "ImageNet16-120": "imagenet16_test_200"}[dataset]  # fmt: skip
     outcomes = []
+    resolved = resolved_settings(config)["methods"]
     for method in config.methods:
         results = run_seeds(
             method.method, dataset, config.budget_device_seconds, list(config.seeds),
@@ -43,6 +45,7 @@ def run_tabular(
             tracker.log_params(run_id, {"method": method.method, "seed": result.seed,
                                         "budget_device_seconds": config.budget_device_seconds,
                                         **{f"option.{k}": v for k, v in method.options.items()}})  # fmt: skip
+            tracker.log_params(run_id, flatten(resolved[method.label], "resolved."))
             outcome = {
                 "status": "finished",
                 "failure": None,

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from search_spaces._mixed import StrideSafeConv2d
+
 # Candidate ops in DARTS's column order.
 PRIMITIVES: tuple[str, ...] = (
     "none",
@@ -22,20 +24,30 @@ PRIMITIVES: tuple[str, ...] = (
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv -> BatchNorm."""
+    """ReLU -> Conv -> BatchNorm.
+
+    The conv is a :class:`~search_spaces._mixed.StrideSafeConv2d`: a strided 1x1 conv runs as a
+    stride-1 conv on every ``stride``-th pixel, because oneDNN's NHWC weight-gradient kernel for
+    strided 1x1 convs with few input channels writes out of bounds.
+    """
 
     def __init__(
         self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
+            StrideSafeConv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
 
 class DilConv(nn.Sequential):
-    """ReLU -> dilated depthwise conv -> pointwise conv -> BatchNorm."""
+    """ReLU -> dilated depthwise conv -> pointwise conv -> BatchNorm.
+
+    The convs are :class:`~search_spaces._mixed.StrideSafeConv2d`, so a ``kernel=1`` strided
+    variant also avoids oneDNN's out-of-bounds NHWC weight-gradient kernel for strided 1x1
+    convs with few input channels.
+    """
 
     def __init__(
         self,
@@ -49,7 +61,7 @@ class DilConv(nn.Sequential):
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(
+            StrideSafeConv2d(
                 C_in,
                 C_in,
                 kernel,
@@ -59,7 +71,7 @@ class DilConv(nn.Sequential):
                 groups=C_in,
                 bias=False,
             ),
-            nn.Conv2d(C_in, C_out, 1, bias=False),
+            StrideSafeConv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -100,20 +112,33 @@ class FactorizedReduce(nn.Module):
     """Halve the resolution with two stride-2 1x1 convs, the second on a one-pixel shifted input.
 
     The shifted branch is zero-padded back to the input size, so odd sizes also work (for even
-    sizes the result is the same as DARTS's).
+    sizes the result is the same as DARTS's). With ``C_out == 1`` the first conv has no output
+    channels and is skipped.
+
+    Both convs are :class:`~search_spaces._mixed.StrideSafeConv2d` (``stride=2``): each runs as
+    a stride-1 1x1 conv on every second pixel (``x[:, :, ::2, ::2]``, and the same of the shifted
+    input ``x[:, :, 1:, 1:]`` padded back to the input size), which gives the same output,
+    gradients, parameters and state dict as ``nn.Conv2d(..., stride=2)``. The stride-2 1x1
+    conv itself is avoided because oneDNN's CPU weight-gradient kernel for it on a
+    channels_last input with few input channels (1-7 with AVX2, up to 15 with AVX-512) writes
+    past its buffer: a glibc abort (``corrupted size vs. prev_size``) with one thread, a hang
+    or silently wrong weight gradients with more. This op is DARTS's ``skip_connect`` on
+    reduction edges, so partial-channel search at small ``C`` reaches those widths.
     """
 
     def __init__(self, C_in: int, C_out: int, affine: bool = True) -> None:
         super().__init__()
         half = C_out // 2
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(C_in, half, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out - half, 1, stride=2, bias=False)
+        self.conv_1 = StrideSafeConv2d(C_in, half, 1, stride=2, bias=False)
+        self.conv_2 = StrideSafeConv2d(C_in, C_out - half, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        if self.conv_1.out_channels == 0:  # C_out == 1: the shifted branch is the whole output
+            return self.bn(self.conv_2(shifted))
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 

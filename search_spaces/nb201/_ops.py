@@ -10,11 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from search_spaces._mixed import StrideSafeConv2d
 from search_spaces.nb201._genotype import OPS
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU, a bias-free convolution, batch norm."""
+    """ReLU, a bias-free convolution, batch norm.
+
+    The conv is a :class:`~search_spaces._mixed.StrideSafeConv2d`: a strided 1x1 conv runs as a
+    stride-1 conv on every ``stride``-th pixel, because oneDNN's NHWC weight-gradient kernel for
+    strided 1x1 convs with few input channels writes out of bounds.
+    """
 
     def __init__(
         self,
@@ -27,7 +33,7 @@ class ReLUConvBN(nn.Sequential):
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(
+            StrideSafeConv2d(
                 C_in, C_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
             ),
             nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats),

@@ -1,0 +1,159 @@
+"""What a comparison will actually run: every setting of every method with its defaults filled in.
+
+``gaea-tune validate FILE --show`` prints :func:`resolved_settings` as YAML, and ``compare`` logs
+the same settings as parameters on each method's MLflow run (and the whole as
+``resolved.json`` on the comparison run), so a protocol can be checked before a GPU-hour is
+spent and read back afterwards. Nothing here starts Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from gaea_tune.config import ExperimentConfig, MethodConfig
+
+
+def method_options(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any]:
+    """A method's options plus the comparison-level settings every method obeys: the candidate
+    op set (``space.exclude_none``), so both families search the same space."""
+    options = dict(method.options)
+    exclude_none = bool(config.space.get("exclude_none", False))
+    if method.family == "weight-sharing" or config.space["name"] == "nb201":
+        options["exclude_none"] = exclude_none  # DARTS-space genotypes never hold `none`
+    return options
+
+
+def _signature_defaults(cls: type, keys: Any) -> dict[str, Any]:
+    params = inspect.signature(cls.__init__).parameters
+    return {k: params[k].default for k in keys if k in params}
+
+
+def _weight_sharing(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any]:
+    from gaea_tune.weight_sharing import SearchOptions, get_method
+    from gaea_tune.weight_sharing._options import _ONLY_FOR
+
+    space = config.space["name"]
+    given = {**method_options(config, method), "C": config.space["C"], "N": config.space["N"]}
+    settings = SearchOptions.from_dict(given).resolve(method.method, space)
+    m = get_method(method.method)
+    for key, (_, applies) in _ONLY_FOR.items():  # settings this method never reads
+        if key in settings and not applies(m):
+            settings[key] = None
+    if settings["formulation"] != "erm":
+        settings["erm_arch_batch"] = settings["erm_joint"] = None
+    on_gpu = config.device_kind == "gpu"
+    for key in ("amp", "channels_last"):  # None: on with CUDA, off on CPU
+        if settings.get(key) is None:
+            settings[key] = on_gpu
+    if settings.get("amp"):
+        settings["precision"] = "bfloat16 autocast"
+    else:
+        settings["precision"] = "float32"
+    arch = settings.get("arch_lr") is not None
+    bilevel = settings["formulation"] == "bilevel"
+    weights_on = "train+valid" if settings.get("erm_data") == "train+valid" else "train"
+    settings["data"] = {
+        "weights": weights_on,
+        "architecture": ("valid" if bilevel else weights_on) if arch else None,
+        "search_signal": "valid",
+    }
+    return settings
+
+
+def _standalone(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any]:
+    from gaea_tune.baselines._options import (
+        LIVE_BOHB_ETA,
+        TRAINING_DEFAULTS,
+        live_search_constraints,
+        tabular_constraints,
+    )
+    from gaea_tune.baselines._registry import SEARCHERS
+
+    options = method_options(config, method)
+    cls = SEARCHERS[method.method]
+    if config.mode == "tabular":
+        from gaea_tune.baselines._tabular import tabular_options
+
+        keys = tabular_constraints(method.method)
+        search = {**_signature_defaults(cls, keys), **tabular_options(method.method, options)}
+        signal = "the NB201 table's 12-epoch validation accuracy"
+        cost = "12 x the table's recorded epoch seconds per evaluation"
+        if method.method == "bohb":
+            search["style"] = options.get("style") or "table"
+            if search.get("eta") is None:
+                search["eta"] = search["max_fidelity"] / search["min_fidelity"]
+            if search.get("fixed_fidelity") is None:
+                signal = "the table's validation accuracy at the job's fidelity (12 or 200 epochs)"
+                cost = "the job's fidelity x the table's recorded epoch seconds"
+        return {"search": search, "search_signal": signal, "cost": cost}
+    keys = live_search_constraints(method.method)
+    search = _signature_defaults(cls, keys)
+    if method.method == "bohb":
+        search["reduction_factor"] = LIVE_BOHB_ETA
+        search["fidelity"] = "epochs (HyperBandForBOHB, max_t = epochs)"
+    search.update({k: v for k, v in options.items() if k in keys})
+    training = {k: options.get(k, v) for k, v in TRAINING_DEFAULTS.items()}
+    training.update(optimizer="SGD, Nesterov momentum 0.9, cosine lr over the trial's epochs")
+    on_gpu = config.device_kind == "gpu"
+    return {
+        "training": training,
+        "search": search,
+        "max_concurrent": options.get("max_concurrent"),
+        "precision": "float32",
+        "channels_last": False,
+        "cudnn_benchmark": on_gpu,
+        "data": {"weights": "train", "search_signal": "valid"},
+    }
+
+
+def resolved_settings(config: ExperimentConfig) -> dict[str, Any]:
+    """``{"comparison": {...}, "methods": {label: {...}}}`` with every default filled in."""
+    from gaea_tune.datasets import dataset_info
+
+    space = dict(config.space)
+    try:
+        from search_spaces import get_space
+
+        space["candidate_ops"] = list(
+            get_space(space["name"]).candidate_ops(bool(space.get("exclude_none", False)))
+        )
+    except ImportError:  # pragma: no cover - search_spaces ships with the package
+        pass
+    info = dataset_info(config.dataset["name"])
+    comparison = {
+        "mode": config.mode,
+        "space": space,
+        "dataset": {
+            **config.dataset,
+            "splits": info.describe(),
+            "ground_truth": list(info.ground_truth),
+        },  # fmt: skip
+        "budget_device_seconds": config.budget_device_seconds,
+        "device_kind": config.device_kind,
+        "seeds": list(config.seeds),
+        "resources": dict(config.resources),
+        "max_failures": config.max_failures,
+        "final_retrain": dict(config.final_retrain) if config.final_retrain_epochs else None,
+    }
+    methods = {}
+    for method in config.methods:
+        body = (
+            _weight_sharing(config, method)
+            if method.family == "weight-sharing"
+            else _standalone(config, method)
+        )
+        methods[method.label] = {"method": method.method, "family": method.family, **body}
+    return {"comparison": comparison, "methods": methods}
+
+
+def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (for MLflow parameters)."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
