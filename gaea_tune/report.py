@@ -99,12 +99,20 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         "entropy": entropy,
         "statistics": significance(methods),
         "failed_methods": failures,
+        "orchestration": _orchestration(tracker, parent_run_id),
         "mlflow": {
             "tracking_uri": tracker.tracking_uri,
             "experiment_id": tracker.experiment_id,
             "parent_run_id": parent_run_id,
         },
     }
+
+
+def _orchestration(tracker: Tracker, parent_run_id: str) -> dict[str, Any] | None:
+    """The share of the machine that went into budgets (live comparisons), if recorded."""
+    if "orchestration.json" not in tracker.artifact_names(parent_run_id):
+        return None
+    return tracker.download_json(parent_run_id, "orchestration.json")
 
 
 def _space_summary(config: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +218,16 @@ def markdown_table(summary: dict[str, Any]) -> str:
         )
     for failure in summary.get("failed_methods", []):
         lines.append(f"\nfailed: {failure['run']}: {failure['reason']}")
+    overhead = summary.get("orchestration")
+    if overhead and overhead.get("share_in_budgets") is not None:
+        firsts = [v for v in (overhead.get("time_to_first_result_seconds") or {}).values() if v]
+        first = f"; first result after {min(firsts):.1f}-{max(firsts):.1f} s" if firsts else ""
+        lines.append(
+            f"\nmachine: {100 * overhead['share_in_budgets']:.1f}% of its "
+            f"{overhead['machine_device_seconds']:.0f} {overhead['device_kind']}-seconds "
+            f"({overhead['wall_seconds']:.0f} s x {overhead['machine_devices']:g}) went into "
+            f"budgets{first}"
+        )
     lines += _statistics_lines(summary)
     return "\n".join(lines)
 
@@ -305,7 +323,10 @@ def plot_incumbents(summary: dict[str, Any]) -> Any:
             x = np.array([p[0] for p in seed["curve"]]) / 3600.0
             y = np.array([p[1] for p in seed["curve"]])
             index = np.searchsorted(x, grid, side="right") - 1
-            curves.append(np.where(index >= 0, y[np.clip(index, 0, None)], np.nan))
+            # nothing is drawn past the seed's own spend: its curve ends where its spend ended
+            end = float(seed.get("spent_device_seconds") or x[-1] * 3600.0) / 3600.0
+            inside = (index >= 0) & (grid <= end + 1e-12)
+            curves.append(np.where(inside, y[np.clip(index, 0, None)], np.nan))
         if not curves:
             continue
         stack = np.vstack(curves)

@@ -134,6 +134,7 @@ def _open_method_run(job: dict[str, Any]) -> tuple[Tracker, str]:
 
 
 def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict[str, Any]:
+    task_started = time.time()
     config: ExperimentConfig = job["config"]
     method: MethodConfig = job["method"]
     seed: int = job["seed"]
@@ -175,6 +176,9 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
         )
     _close_trial_runs(tracker, run_id, tuner.fit())
     outcome = _outcome(config, method, seed, BudgetState.get(*stopper.args))
+    results = [e["time"] for e in BudgetState.get(*stopper.args).events if "time" in e]
+    if results and not job["resume"]:
+        outcome["time_to_first_result_seconds"] = round(min(results) - task_started, 3)
     if outcome["ground_truth"] is None and outcome["genotype"] and config.final_retrain_epochs:
         outcome["retrain"] = _final_retrain(config, method, seed, outcome["genotype"])
         outcome["ground_truth"] = {"retrain_test_acc": outcome["retrain"]["retrain_test_acc"]}
@@ -378,8 +382,17 @@ def compare(
 
         outcomes = run_tabular(config, tracker, parent_run_id, state["invocation"], address)
     else:
+        started = time.time()
+        machine = _machine_devices(config)
         outcomes = _run_live(
             config, state, run_dir, tracking_uri, artifact_location, address, resume, progress
+        )
+        overhead = orchestration_summary(outcomes, started, time.time(), machine, config)
+        tracker.log_json(parent_run_id, overhead, "orchestration.json")
+        tracker.log_metrics(
+            parent_run_id,
+            {k: v for k, v in overhead.items() if isinstance(v, (int, float))},
+            step=0,
         )
     tracker.end_run(parent_run_id, "FINISHED")
     return {
@@ -469,6 +482,39 @@ def _failed_outcome(
     outcome = _outcome(config, method, seed, state)
     outcome.update(status="failed", failure=reason)
     return outcome
+
+
+def _machine_devices(config: ExperimentConfig) -> float:
+    """Devices of the kind the comparison charges, on the whole cluster (GPUs, else CPUs)."""
+    resources = ray.cluster_resources()
+    return float(resources.get("GPU" if config.device_kind == "gpu" else "CPU", 0.0))
+
+
+def orchestration_summary(
+    outcomes: list[dict[str, Any]],
+    started: float,
+    ended: float,
+    machine_devices: float,
+    config: ExperimentConfig,
+) -> dict[str, Any]:
+    """How much of the machine went into budgets: the spend of every method x seed over the
+    machine's device-seconds during the comparison (wall x devices), and each method's time to
+    its first result. What is missing went to start-up, scheduling, reporting and idle slots."""
+    wall = max(ended - started, 1e-9)
+    spent = sum(float(o.get("spent_device_seconds") or 0.0) for o in outcomes)
+    capacity = wall * machine_devices
+    first = {
+        f"{o['label']}-seed{o['seed']}": o.get("time_to_first_result_seconds") for o in outcomes
+    }
+    return {
+        "wall_seconds": round(wall, 3),
+        "machine_devices": machine_devices,
+        "device_kind": config.device_kind,
+        "machine_device_seconds": round(capacity, 3),
+        "budget_device_seconds_spent": round(spent, 3),
+        "share_in_budgets": round(spent / capacity, 4) if capacity > 0 else None,
+        "time_to_first_result_seconds": first,
+    }
 
 
 def format_progress(config: ExperimentConfig, run_dir: Path) -> str:
