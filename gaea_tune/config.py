@@ -129,6 +129,10 @@ class ExperimentConfig:
     final_retrain: dict[str, Any]  # the resolved protocol (gaea_tune.protocols)
     report_every_seconds: float
     raw: dict[str, Any]
+    # precision / memory format / cuDNN for every trainable; None = auto (on with CUDA only)
+    numerics: dict[str, Any] = field(
+        default_factory=lambda: {"amp": None, "channels_last": None, "cudnn_benchmark": None}
+    )
 
     @property
     def device_kind(self) -> str:
@@ -138,7 +142,7 @@ class ExperimentConfig:
 _TOP_KEYS = (
     "name", "mode", "space", "dataset", "budget", "seeds", "methods", "resources",
     "ray_address", "tracking_uri", "artifact_location", "output_dir", "storage_path",
-    "max_failures", "final_retrain", "progress_every_seconds",
+    "max_failures", "final_retrain", "progress_every_seconds", "numerics",
 )  # fmt: skip
 _SPACE_KEYS = {"name": None, "C": (int, 1, 1024), "N": (int, 1, 64), "exclude_none": (bool,)}
 _DATASET_KEYS = {
@@ -152,6 +156,15 @@ _DATASET_KEYS = {
     "max_test": (int, 1, 10_000_000),
 }
 _BUDGET_KEYS = ("device_hours", "device_seconds")
+_NUMERICS_KEYS = {"amp": (bool,), "channels_last": (bool,), "cudnn_benchmark": (bool,)}
+# Settings every method of a comparison shares, refused per method: key -> where to set it.
+_COMPARISON_LEVEL = {
+    "exclude_none": ("space.exclude_none", "the candidate-op set is one per comparison, so that "
+                     "every method searches the same space"),
+    "amp": ("numerics.amp", "precision is one per comparison, for both families"),
+    "channels_last": ("numerics.channels_last", "the memory format is one per comparison, for "
+                      "both families"),
+}  # fmt: skip
 _RESOURCE_KEYS = {"gpu": (float, 0.0, 1024.0), "cpu": (float, 0.0, 1024.0)}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -482,6 +495,12 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         final_retrain=protocol.to_dict(),
         report_every_seconds=progress,
         raw=copy.deepcopy(raw),
+        numerics=_parse_section(
+            "numerics",
+            raw.get("numerics") or {},
+            _NUMERICS_KEYS,
+            {"amp": None, "channels_last": None, "cudnn_benchmark": None},
+        ),  # fmt: skip
     )
 
 
@@ -556,11 +575,9 @@ def _parse_methods(methods: Any, mode: str, space: dict[str, Any]) -> tuple[Meth
                 f"methods: {label!r} is not a valid label; allowed: letters, digits, '_', '-', '.'"
             )
         method = options.pop("method", label)
-        if "exclude_none" in options:
-            raise ConfigError(
-                f"methods.{label}.exclude_none: the candidate-op set is one per comparison, so "
-                "that every method searches the same space; set space.exclude_none instead"
-            )
+        for key, (where, why) in _COMPARISON_LEVEL.items():
+            if key in options:
+                raise ConfigError(f"methods.{label}.{key}: {why}; set {where} instead")
         if method not in allowed_methods:
             where = f"methods.{label}.method" if method != label else "methods"
             raise _unknown(where, method, allowed_methods)

@@ -21,7 +21,20 @@ def method_options(config: ExperimentConfig, method: MethodConfig) -> dict[str, 
     exclude_none = bool(config.space.get("exclude_none", False))
     if method.family == "weight-sharing" or config.space["name"] == "nb201":
         options["exclude_none"] = exclude_none  # DARTS-space genotypes never hold `none`
+    if method.family == "weight-sharing":  # the standalone trainable reads config["numerics"]
+        for key in ("amp", "channels_last"):
+            options[key] = config.numerics.get(key)
     return options
+
+
+def resolve_numerics(numerics: dict[str, Any] | None, on_gpu: bool) -> dict[str, bool]:
+    """``numerics`` with ``None`` (auto) resolved: bf16 autocast, channels_last and cuDNN
+    autotuning on with CUDA, off on CPU (where NHWC reaches oneDNN kernels with known faults)."""
+    given = dict(numerics or {})
+    return {
+        key: on_gpu if given.get(key) is None else bool(given[key])
+        for key in ("amp", "channels_last", "cudnn_benchmark")
+    }
 
 
 def _signature_defaults(cls: type, keys: Any) -> dict[str, Any]:
@@ -36,6 +49,9 @@ def _weight_sharing(config: ExperimentConfig, method: MethodConfig) -> dict[str,
     space = config.space["name"]
     given = {**method_options(config, method), "C": config.space["C"], "N": config.space["N"]}
     settings = SearchOptions.from_dict(given).resolve(method.method, space)
+    settings["cudnn_benchmark"] = resolve_numerics(config.numerics, config.device_kind == "gpu")[
+        "cudnn_benchmark"
+    ]
     m = get_method(method.method)
     for key, (_, applies) in _ONLY_FOR.items():  # settings this method never reads
         if key in settings and not applies(m):
@@ -95,14 +111,14 @@ def _standalone(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any
     search.update({k: v for k, v in options.items() if k in keys})
     training = {k: options.get(k, v) for k, v in TRAINING_DEFAULTS.items()}
     training.update(optimizer="SGD, Nesterov momentum 0.9, cosine lr over the trial's epochs")
-    on_gpu = config.device_kind == "gpu"
+    numerics = resolve_numerics(config.numerics, config.device_kind == "gpu")
     return {
         "training": training,
         "search": search,
         "max_concurrent": options.get("max_concurrent"),
-        "precision": "float32",
-        "channels_last": False,
-        "cudnn_benchmark": on_gpu,
+        "precision": "bfloat16 autocast" if numerics["amp"] else "float32",
+        "channels_last": numerics["channels_last"],
+        "cudnn_benchmark": numerics["cudnn_benchmark"],
         "data": {"weights": "train", "search_signal": "valid"},
     }
 
@@ -133,6 +149,7 @@ def resolved_settings(config: ExperimentConfig) -> dict[str, Any]:
         "device_kind": config.device_kind,
         "seeds": list(config.seeds),
         "resources": dict(config.resources),
+        "numerics": resolve_numerics(config.numerics, config.device_kind == "gpu"),
         "max_failures": config.max_failures,
         "final_retrain": dict(config.final_retrain) if config.final_retrain_epochs else None,
     }

@@ -7,6 +7,7 @@ train), so a trial paused after a few epochs and continued later follows the sam
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -47,6 +48,8 @@ class StandaloneTraining:
         cutout: int = 0,
         auxiliary_weight: float = 0.0,
         drop_path: float = 0.0,
+        amp: bool = False,
+        channels_last: bool = False,
     ) -> None:
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -59,7 +62,11 @@ class StandaloneTraining:
         self.label = label
         self.epochs = int(epochs)
         self.epoch = 0  # epochs completed
+        self.amp = bool(amp)  # bfloat16 autocast on self.device
+        self.channels_last = bool(channels_last)
         self.network = network.to(self.device)
+        if self.channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(
             self.network.parameters(),
             lr=lr,
@@ -82,6 +89,14 @@ class StandaloneTraining:
         self.valid_loader = splits.loader("valid", max(batch_size, 256), device=self.device)
         self.loss_fn = nn.CrossEntropyLoss()
 
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def train_epoch(self) -> dict[str, float]:
         """One epoch over the training split; raises :class:`NonFiniteLossError` on NaN/inf."""
         if self.epoch >= self.epochs:
@@ -91,14 +106,16 @@ class StandaloneTraining:
             self.network.drop_path_prob = self.drop_path * self.epoch / self.epochs
         total_loss, correct, seen = 0.0, 0, 0
         for batch, (x, y) in enumerate(self.train_loader):
-            if self.auxiliary_weight:
-                logits, aux_logits = self.network.forward_with_aux(x)
-                loss = self.loss_fn(logits, y)
-                if aux_logits is not None:
-                    loss = loss + self.auxiliary_weight * self.loss_fn(aux_logits, y)
-            else:
-                logits = self.network(x)
-                loss = self.loss_fn(logits, y)
+            x = self._layout(x)
+            with self._autocast():
+                if self.auxiliary_weight:
+                    logits, aux_logits = self.network.forward_with_aux(x)
+                    loss = self.loss_fn(logits.float(), y)
+                    if aux_logits is not None:
+                        loss = loss + self.auxiliary_weight * self.loss_fn(aux_logits.float(), y)
+                else:
+                    logits = self.network(x)
+                    loss = self.loss_fn(logits.float(), y)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteLossError(
@@ -127,7 +144,8 @@ class StandaloneTraining:
         self.network.eval()
         total_loss, correct, seen = 0.0, 0, 0
         for x, y in self.valid_loader:
-            logits = self.network(x)
+            with self._autocast():
+                logits = self.network(self._layout(x)).float()
             total_loss += float(self.loss_fn(logits, y)) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)

@@ -64,6 +64,7 @@ def _tune_setup(
         from gaea_tune.tune._supernet_trainable import supernet_trainable
 
         param_space = {**base, "method": method.method, **method_options(config, method)}
+        param_space["numerics"] = {"cudnn_benchmark": config.numerics.get("cudnn_benchmark")}
         tune_config = tune.TuneConfig(metric="search_signal", mode="max", num_samples=1)
         return tune.with_resources(supernet_trainable, resources), param_space, tune_config
 
@@ -78,6 +79,7 @@ def _tune_setup(
         method.method, get_space(config.space["name"]), options, seed, max_epochs
     )
     param_space = {**base, **{k: v for k, v in options.items() if k != "epochs"}, **param_space}
+    param_space["numerics"] = dict(config.numerics)  # the same numerics as the supernet
     param_space["epochs"] = max_epochs
     tune_config = tune.TuneConfig(
         metric="search_signal",

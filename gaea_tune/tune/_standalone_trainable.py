@@ -24,6 +24,7 @@ from gaea_tune.baselines._options import TRAINING_CONSTRAINTS, TRAINING_DEFAULTS
 from gaea_tune.baselines._params import decode, param_spec
 from gaea_tune.baselines._train import StandaloneTraining, seeded_network
 from gaea_tune.budget import DeviceClock, device_count
+from gaea_tune.resolve import resolve_numerics
 from gaea_tune.tune._trial import DETERMINISTIC_ERRORS, failure_result
 
 _CHECKPOINT_FILE = "standalone.pt"
@@ -92,7 +93,8 @@ def _train(config: dict[str, Any], clock: DeviceClock) -> None:
     resources = config.get("resources") or {"cpu": 1, "gpu": 0}
     use_gpu = float(resources.get("gpu", 0) or 0) > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
-    apply_numerics(resources, use_gpu)
+    numerics = resolve_numerics(config.get("numerics"), use_gpu)
+    apply_numerics(resources, use_gpu, numerics["cudnn_benchmark"])
     space = _space(config.get("space", "nb201"))
     genotype = trial_genotype(config)
     dataset = dict(config["dataset"])
@@ -111,6 +113,8 @@ def _train(config: dict[str, Any], clock: DeviceClock) -> None:
         seed=seed,
         device=device,
         label=str(genotype),
+        amp=numerics["amp"],
+        channels_last=numerics["channels_last"],
     )
     resumes, images = 0, 0
     checkpoint = tune.get_checkpoint()
@@ -150,11 +154,13 @@ def _train(config: dict[str, Any], clock: DeviceClock) -> None:
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def apply_numerics(resources: dict[str, Any], use_gpu: bool) -> None:
-    """The numerics every trainable of a comparison shares: on CPU, intra-op threads = the CPU
-    slots the trial holds; on CUDA, cuDNN autotuning on."""
+def apply_numerics(
+    resources: dict[str, Any], use_gpu: bool, cudnn_benchmark: bool | None = None
+) -> None:
+    """Process settings every trainable of a comparison shares: on CPU, intra-op threads = the
+    CPU slots the trial holds; on CUDA, cuDNN autotuning (``None``: on)."""
     if use_gpu:
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True if cudnn_benchmark is None else cudnn_benchmark
     elif float(resources.get("cpu", 1) or 0) >= 1:
         torch.set_num_threads(max(1, int(float(resources["cpu"]))))
 

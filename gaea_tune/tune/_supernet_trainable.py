@@ -29,7 +29,9 @@ from gaea_tune.budget import DeviceClock, device_count
 from gaea_tune.tune._trial import DETERMINISTIC_ERRORS, failure_result
 from gaea_tune.weight_sharing import SearchOptions, SupernetSearch, get_method
 
-TRAINABLE_KEYS = ("space", "method", "dataset", "seed", "resources", "budget_device_seconds")
+TRAINABLE_KEYS = (
+    "space", "method", "dataset", "seed", "resources", "budget_device_seconds", "numerics",
+)  # fmt: skip
 NB201_MONITORS = (
     "cifar10_test_200",
     "cifar10_valid_val_200",
@@ -78,6 +80,7 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], SearchOptions]
         "gpu": gpu,
         "cpu": cpu,
         "budget_device_seconds": budget,
+        "numerics": dict(config.get("numerics") or {}),
     }
     return base, options
 
@@ -119,7 +122,9 @@ def _search(config: dict[str, Any], clock: DeviceClock) -> None:
 
     use_cuda = base["gpu"] > 0 and torch.cuda.is_available()
     device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
-    apply_numerics({"gpu": base["gpu"], "cpu": base["cpu"]}, use_cuda)
+    apply_numerics(
+        {"gpu": base["gpu"], "cpu": base["cpu"]}, use_cuda, base["numerics"].get("cudnn_benchmark")
+    )
     splits = load_splits(**base["dataset"])
     search = SupernetSearch.from_splits(
         base["space"], base["method"], options, splits, device=device, seed=base["seed"]
