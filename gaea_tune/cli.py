@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Subcommand modules, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
-COMMANDS = ("compare", "report", "validate", "search", "tabular", "ui", "info")
+COMMANDS = ("compare", "report", "validate", "calibrate", "search", "tabular", "ui", "info")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -49,6 +49,10 @@ def _weight_sharing(config: ExperimentConfig, method: MethodConfig) -> dict[str,
     space = config.space["name"]
     given = {**method_options(config, method), "C": config.space["C"], "N": config.space["N"]}
     settings = SearchOptions.from_dict(given).resolve(method.method, space)
+    if "epochs" not in method.options:  # the supernet trainable plans the length from the budget
+        settings["epochs"] = "from the budget: as many as the first epoch's cost affords"
+        if settings.get("lr_cosine_epochs") == SearchOptions.epochs:
+            settings["lr_cosine_epochs"] = "the planned epochs"
     settings["cudnn_benchmark"] = resolve_numerics(config.numerics, config.device_kind == "gpu")[
         "cudnn_benchmark"
     ]

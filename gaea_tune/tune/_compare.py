@@ -65,6 +65,9 @@ def _tune_setup(
 
         param_space = {**base, "method": method.method, **method_options(config, method)}
         param_space["numerics"] = {"cudnn_benchmark": config.numerics.get("cudnn_benchmark")}
+        if "epochs" not in method.options:  # the length (and lr schedule) comes from the budget
+            param_space["epochs_from_budget"] = True
+            param_space["budget_device_seconds"] = config.budget_device_seconds
         tune_config = tune.TuneConfig(metric="search_signal", mode="max", num_samples=1)
         return tune.with_resources(supernet_trainable, resources), param_space, tune_config
 

@@ -31,6 +31,7 @@ from gaea_tune.weight_sharing import SearchOptions, SupernetSearch, get_method
 
 TRAINABLE_KEYS = (
     "space", "method", "dataset", "seed", "resources", "budget_device_seconds", "numerics",
+    "epochs_from_budget",
 )  # fmt: skip
 NB201_MONITORS = (
     "cifar10_test_200",
@@ -81,7 +82,10 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], SearchOptions]
         "cpu": cpu,
         "budget_device_seconds": budget,
         "numerics": dict(config.get("numerics") or {}),
+        "epochs_from_budget": bool(config.get("epochs_from_budget", False)),
     }
+    if base["epochs_from_budget"] and budget is None:
+        raise ValueError("epochs_from_budget needs budget_device_seconds")
     return base, options
 
 
@@ -139,8 +143,13 @@ def _search(config: dict[str, Any], clock: DeviceClock) -> None:
         search.load_state_dict(state["search"])
         clock.resume_from(float(state["device_seconds"]))
         images = int(state.get("images", 0))
-    while search.epoch < options.epochs:
+    loop_start = clock.spent()
+    while search.epoch < search.options.epochs:
         metrics = search.run_epoch()
+        if base["epochs_from_budget"] and search.epoch == 1 and checkpoint is None:
+            _fit_epochs_to_budget(search, clock.spent() - loop_start, base["budget_device_seconds"],
+                                  clock.spent())  # fmt: skip
+            metrics["planned_epochs"] = search.options.epochs
         if not math.isfinite(metrics["train_loss"]):
             raise FloatingPointError(f"non-finite training loss at epoch {metrics['epoch']}")
         images += int(metrics.get("images", 0))
@@ -161,6 +170,19 @@ def _search(config: dict[str, Any], clock: DeviceClock) -> None:
         budget = base["budget_device_seconds"]
         if budget is not None and device_seconds >= budget:
             break
+
+
+def _fit_epochs_to_budget(search: Any, epoch_cost: float, budget: float, spent: float) -> None:
+    """Plan the search's length from its budget: after the first epoch, as many epochs as the
+    rest of the budget affords at that epoch's cost (at least one past any architecture
+    warm-up); the weight-lr schedule is re-planned over that length. The budget stopper still
+    ends the search at the budget, whatever the estimate."""
+    if epoch_cost <= 0:
+        return
+    more = int(max(0.0, budget - spent) // epoch_cost)
+    epochs = max(search.epoch + more, search.epoch, int(search.arch_warmup) + 1)
+    if epochs != search.options.epochs:
+        search.set_epochs(epochs)
 
 
 class _History(tune.Callback):

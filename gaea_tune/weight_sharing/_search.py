@@ -26,6 +26,7 @@ holds everything needed to resume an interrupted search exactly at an epoch boun
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -651,6 +652,29 @@ class SupernetSearch:
             loaders["arch"] = self.arch_loader
         return loaders
 
+    def set_epochs(self, epochs: int) -> None:
+        """Change the planned epoch count mid-search (a budget-derived length): the weight-lr
+        cosine is re-planned over the new length from where it stands (its period follows the
+        same rule as at the start: the run's epochs, or GAEA's fixed period when longer), and
+        the Gumbel temperature schedule follows the new length.
+
+        Raises ``ValueError`` for fewer epochs than already ran.
+        """
+        import dataclasses
+
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < max(1, self.epoch):
+            raise ValueError(
+                f"epochs must be an int >= the {self.epoch} epochs already run, got {epochs!r}"
+            )
+        self.options = dataclasses.replace(self.options, epochs=epochs)
+        self.settings = self.options.resolve(self.method, getattr(self.space, "name", ""))
+        period = int(self.settings["lr_cosine_epochs"])
+        self.scheduler.T_max = period
+        low = float(self.scheduler.eta_min)
+        for group in self.weight_opt.param_groups:  # the closed form at the current epoch
+            high = float(group["initial_lr"])
+            group["lr"] = low + (high - low) * (1 + math.cos(math.pi * self.epoch / period)) / 2
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume this search exactly (plain tensors / Python values, so
         ``torch.load(..., weights_only=True)`` reads it back)."""
@@ -658,6 +682,7 @@ class SupernetSearch:
             "space": getattr(self.space, "name", ""),
             "method": self.method.name,
             "epoch": self.epoch,
+            "epochs": self.options.epochs,
             "model": self.model.state_dict(),
             "arch": None if self.arch is None else self.arch.state_dict(),
             "arch_opt": None if self.arch_opt is None else self.arch_opt.state_dict(),
@@ -681,6 +706,8 @@ class SupernetSearch:
                 f"is {self.method.name!r} on {space!r}"
             )
         self.epoch = int(state["epoch"])
+        if int(state.get("epochs", self.options.epochs)) != self.options.epochs:
+            self.set_epochs(int(state["epochs"]))  # a budget-derived epoch count
         self.model.load_state_dict(state["model"])
         if self.arch is not None:
             self.arch.load_state_dict(state["arch"])

@@ -1,0 +1,51 @@
+"""``gaea-tune calibrate FILE``: how well the standalone methods' proxy training ranks NB201 cells."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gaea_tune.commands._common import add_config_arguments, load_or_exit
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="measure proxy fidelity: train K sampled NB201 cells under the config's "
+        "standalone settings and rank-correlate them with the NB201 ground truth",
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--cells", type=int, default=20, metavar="K", help="cells (default 20)")
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="draws the cells; seeds training (0)"
+    )
+    parser.add_argument(
+        "--method",
+        default=None,
+        metavar="LABEL",
+        help="standalone method whose training settings to use (default: the first)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_exit(args)
+    if config is None:
+        return 2
+    from gaea_tune.calibrate import calibrate, summary_lines
+    from gaea_tune.config import ConfigError
+    from gaea_tune.tracking import TrackingError
+
+    try:
+        report = calibrate(config, cells=args.cells, seed=args.seed, method=args.method)
+    except (ConfigError, TrackingError) as error:
+        print(f"gaea-tune: error: {error}", file=sys.stderr)
+        return 2
+    print()
+    print("\n".join(summary_lines(report)))
+    print()
+    print(report["sentence"])
+    print()
+    print(f"files:   {report['files']['calibration.json']}, {report['files']['calibration.png']}")
+    mlflow = report["mlflow"]
+    print(f"MLflow:  gaea-tune ui --store {mlflow['tracking_uri']}  then open {mlflow['url']}")
+    return 0
