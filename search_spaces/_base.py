@@ -30,11 +30,21 @@ class SearchSpace(Protocol):
     def parse(self, text: str) -> Any:
         """A genotype from its canonical text (NB201 arch string / DARTS ``Genotype(...)``)."""
 
-    def sample(self, rng: np.random.Generator) -> Any:
-        """A uniformly random genotype."""
+    def sample(self, rng: np.random.Generator, exclude_none: bool = False) -> Any:
+        """A uniformly random genotype (never ``none`` with ``exclude_none``)."""
 
-    def mutate(self, genotype: Any, rng: np.random.Generator) -> Any:
+    def mutate(self, genotype: Any, rng: np.random.Generator, exclude_none: bool = False) -> Any:
         """A copy of ``genotype`` with exactly one edge's choice changed."""
+
+    def param_spec(self, exclude_none: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+        """``(name, choices)`` of every categorical parameter describing a genotype (the
+        encoding model-based searchers such as BOHB and TPE search over)."""
+
+    def encode_params(self, genotype: Any) -> dict[str, str]:
+        """The parameter dict of ``genotype``."""
+
+    def decode_params(self, params: dict[str, str]) -> Any:
+        """The genotype a full parameter dict describes (inverse of :meth:`encode_params`)."""
 
     def discretize(self, weights: ArchWeights, ops: tuple[str, ...]) -> Any:
         """The genotype the architecture weights point at (NB201: argmax per edge; DARTS: top-2)."""

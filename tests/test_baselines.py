@@ -172,16 +172,14 @@ def test_params_round_trip_nb201():
 
 
 def test_params_round_trip_darts():
-    from search_spaces.darts._genotype import parse_genotype, sample_genotype
+    from search_spaces import get_space
+    from search_spaces.darts._genotype import sample_genotype
 
-    class Darts:
-        name = "darts"
-        parse = staticmethod(parse_genotype)
-
+    darts = get_space("darts")
     rng = np.random.default_rng(0)
     for _ in range(20):
         genotype = sample_genotype(rng)
-        decoded = decode(Darts(), encode(Darts(), genotype))
+        decoded = decode(darts, encode(darts, genotype))
         for cell in ("normal", "reduce"):
             for k in range(4):
                 assert sorted(decoded.cell(cell)[2 * k : 2 * k + 2], key=lambda p: p[1]) == sorted(

@@ -44,6 +44,19 @@ class NB201Space:
         """
         return _genotype.mutate(genotype, rng, exclude_none=exclude_none)
 
+    def param_spec(self, exclude_none: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+        """One categorical parameter per edge, ``edge_<target>_<source>``, choices the ops
+        (the encoding BOHB and TPE search over)."""
+        return [(f"edge_{t}_{s}", self.candidate_ops(exclude_none)) for t, s in EDGES]
+
+    def encode_params(self, genotype: NB201Genotype) -> dict[str, str]:
+        """The parameter dict of ``genotype`` (inverse of :meth:`decode_params`)."""
+        return {name: op for (name, _), op in zip(self.param_spec(), genotype.ops)}
+
+    def decode_params(self, params: dict[str, str]) -> NB201Genotype:
+        """The genotype a full parameter dict describes."""
+        return NB201Genotype(tuple(str(params[name]) for name, _ in self.param_spec()))
+
     def discretize(self, weights: ArchWeights, ops: tuple[str, ...]) -> NB201Genotype:
         """The cell taking, on every edge, the op with the largest weight."""
         if "cell" not in weights:
