@@ -320,17 +320,22 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not problem.syntax:
                 raise ConfigError(f"--set {key.strip()}: {problem.message}") from None
             value = text  # not YAML (an unclosed bracket, say): the text as it is
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set: {key!r} goes through {part!r}, which is not a mapping")
-            node = child
-        node[parts[-1]] = value
+        _set_path(data, key, value, "--set")
     return data
+
+
+def _set_path(data: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """``data["a"]["b"] = value`` for ``key="a.b"``, creating mappings on the way."""
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: {key!r} goes through {part!r}, which is not a mapping")
+        node = child
+    node[parts[-1]] = value
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -381,18 +386,7 @@ def _apply_mapping(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[st
     for key, value in overrides.items():
         if not isinstance(key, str) or not key.strip():
             raise ConfigError(f"overrides: keys must be dotted field names, got {key!r}")
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(
-                    f"overrides: {key!r} goes through {part!r}, which is not a mapping"
-                )
-            node = child
-        node[parts[-1]] = copy.deepcopy(value)
+        _set_path(data, key, copy.deepcopy(value), "overrides")
     return data
 
 

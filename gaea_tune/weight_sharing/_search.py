@@ -470,24 +470,33 @@ class SupernetSearch:
         self, weights: dict[str, torch.Tensor], edges: dict[str, torch.Tensor] | None = None
     ) -> float:
         """Supernet accuracy (%) on the validation loader with fixed mixing weights."""
-        mode = self.method.mode
+        return self._accuracy(
+            weights, edges, iter(self.valid_loader),
+            "cannot evaluate the supernet: the validation loader yielded no images",
+        )  # fmt: skip
+
+    def _accuracy(
+        self,
+        weights: dict[str, torch.Tensor],
+        edges: dict[str, torch.Tensor] | None,
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+        empty: str,
+    ) -> float:
+        """Supernet accuracy (%) over ``batches``; ``empty`` starts the error for no images."""
         self.model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
         try:
-            for x, y in self.valid_loader:
+            for x, y in batches:
                 x, y = self._prep(x, y)
                 with self._autocast():
-                    logits = self.model(x, weights, mode, edges)
+                    logits = self.model(x, weights, self.method.mode, edges)
                 correct += (logits.argmax(dim=1) == y).sum()
                 seen += int(y.shape[0])
         finally:
             self.model.train()
         if seen == 0:
-            raise ValueError(
-                "cannot evaluate the supernet: the validation loader yielded no images, and an "
-                "accuracy over zero images is undefined"
-            )
+            raise ValueError(f"{empty}, and an accuracy over zero images is undefined")
         self._evaluated_images += seen
         return 100.0 * float(correct) / seen
 
@@ -524,25 +533,10 @@ class SupernetSearch:
         batches = self.options.rsws_candidate_batches
         if batches == 0:
             return self.evaluate(weights, edges)
-        self.model.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        seen = 0
-        try:
-            for _ in range(batches):
-                x, y = self._prep(*self._next_rank_batch())
-                with self._autocast():
-                    logits = self.model(x, weights, self.method.mode, edges)
-                correct += (logits.argmax(dim=1) == y).sum()
-                seen += int(y.shape[0])
-        finally:
-            self.model.train()
-        if seen == 0:
-            raise ValueError(
-                "cannot score an RS-WS candidate: its validation batches held no images, and an "
-                "accuracy over zero images is undefined"
-            )
-        self._evaluated_images += seen
-        return 100.0 * float(correct) / seen
+        return self._accuracy(
+            weights, edges, (self._next_rank_batch() for _ in range(batches)),
+            "cannot score an RS-WS candidate: its validation batches held no images",
+        )  # fmt: skip
 
     def _rank_random_candidates(self) -> float:
         """Score ``rsws_candidates`` random architectures, each on its own validation batches
