@@ -85,7 +85,7 @@ def selection_regret(proxy: Sequence[float], truth: Sequence[float], n: int) -> 
         raise ValueError(f"n must be in [1, {len(key)}], got {n!r}")
     if not (np.isfinite(key).all() and np.isfinite(value).all()):
         raise ValueError("proxy and truth must be finite")
-    return _expected_top(value, value, n) - _expected_top(key, value, n)
+    return max(0.0, _expected_top(value, value, n) - _expected_top(key, value, n))  # no -0.0
 
 
 def random_regret(truth: Sequence[float], n: int) -> float:
@@ -93,7 +93,7 @@ def random_regret(truth: Sequence[float], n: int) -> float:
     value = np.asarray(truth, dtype=float)
     if not 1 <= n <= len(value):
         raise ValueError(f"n must be in [1, {len(value)}], got {n!r}")
-    return _expected_top(value, value, n) - float(value.mean())
+    return max(0.0, _expected_top(value, value, n) - float(value.mean()))
 
 
 def _correlations(signal: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -221,6 +221,8 @@ def calibration_method(config: ExperimentConfig, method: str | None = None) -> M
     the first standalone method of the config. Raises :class:`ConfigError` (one line) when the
     config cannot be calibrated: not the NB201 space, tabular mode, no ground truth, or no such
     standalone method."""
+    from gaea_tune.registry import STANDALONE_METHODS
+
     if config.space["name"] != "nb201":
         raise ConfigError(
             f"space.name: calibrate needs the NB201 space, whose table gives each cell a ground "
@@ -236,8 +238,8 @@ def calibration_method(config: ExperimentConfig, method: str | None = None) -> M
     if method is None:
         if not standalone:
             raise ConfigError(
-                "methods: calibrate needs a standalone method (random, rea, bohb, tpe) whose "
-                f"training settings it measures; this config has only "
+                f"methods: calibrate needs a standalone method ({', '.join(STANDALONE_METHODS)}) "
+                "whose training settings it measures; this config has only "
                 f"{', '.join(m.label for m in config.methods)}"
             )
         return standalone[0]
@@ -489,8 +491,11 @@ def calibrate(
     json_path, png_path = folder / "calibration.json", folder / "calibration.png"
     plot_calibration(report).savefig(png_path, dpi=120)
     report["files"] = {"calibration.json": str(json_path), "calibration.png": str(png_path)}
-    report["mlflow"] = _log_run(report, config, uri, artifacts, png_path) if track else None
-    json_path.write_text(json.dumps(_jsonable(report), indent=1))
+    report["mlflow"] = None
+    json_path.write_text(json.dumps(_jsonable(report), indent=1))  # kept if logging fails
+    if track:
+        report["mlflow"] = _log_run(report, config, uri, artifacts, png_path)
+        json_path.write_text(json.dumps(_jsonable(report), indent=1))
     return report
 
 
