@@ -94,7 +94,7 @@ def test_settings_are_the_standalone_trial_settings():
     config = load_config(QUICKSTART)
     settings = calibration_settings(config, calibration_method(config), seed=2)
     assert settings["method"] == "random"  # the first standalone method
-    assert (settings["epochs"], settings["batch_size"], settings["lr"]) == (3, 128, 0.1)
+    assert (settings["epochs"], settings["batch_size"], settings["lr"]) == (3, 64, 0.1)
     assert (settings["C"], settings["N"], settings["threads"]) == (8, 1, 1)
     assert settings["dataset"]["resolution"] == 16 and settings["dataset"]["seed"] == 2
     rea = calibration_settings(config, calibration_method(config, "rea"), seed=0)
