@@ -62,7 +62,7 @@ def test_report_from_mlflow(tmp_path):
     assert on_disk["mlflow"]["parent_run_id"] == parent
     table = markdown_table(summary)
     assert (
-        "| 1 | good | weight-sharing | 94.10 +- 0.10 | [94.00, 94.20] | 0.0278 | 3.0 | 0 | 3 (0) |"
+        "| 1 | good | weight-sharing | 94.10 +- 0.10 | [94.00, 94.20] | 0.0278 | - | 3.0 | 0 | 3 (0) |"
         in table
     )
     assert "| good | bad | 3 | +4.10 [+3.10, +5.20] | +1.00 | - | - | no claim: " in table

@@ -359,6 +359,10 @@ def compare(
     "outcomes"}``."""
     workdir = Path(config.output_dir).expanduser().resolve()
     address = address or config.ray_address
+    try:  # what will run, checked before anything starts or is recorded
+        resolved = resolved_settings(config)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if address is None and config.resources["gpu"] > _local_gpu_count():
         check_cluster_resources(config, {"GPU": _local_gpu_count(), "CPU": os.cpu_count() or 1})
     state = _load_or_create_state(workdir, resume)
@@ -377,7 +381,7 @@ def compare(
         parent_run_id, {**config.raw, "budget_device_seconds": config.budget_device_seconds}
     )
     tracker.log_json(parent_run_id, config.raw, "config.json")
-    tracker.log_json(parent_run_id, resolved_settings(config), "resolved.json")
+    tracker.log_json(parent_run_id, resolved, "resolved.json")
     state.update(parent_run_id=parent_run_id, experiment_id=tracker.experiment_id)
     (workdir / STATE_FILE).write_text(json.dumps(state, indent=1))
     run_dir = workdir / "runs" / state["invocation"]  # event logs and outcomes of this invocation
