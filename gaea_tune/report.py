@@ -100,6 +100,7 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         "statistics": significance(methods),
         "failed_methods": failures,
         "orchestration": _orchestration(tracker, parent_run_id),
+        "calibration": calibrations(tracker, config),
         "mlflow": {
             "tracking_uri": tracker.tracking_uri,
             "experiment_id": tracker.experiment_id,
@@ -113,6 +114,68 @@ def _orchestration(tracker: Tracker, parent_run_id: str) -> dict[str, Any] | Non
     if "orchestration.json" not in tracker.artifact_names(parent_run_id):
         return None
     return tracker.download_json(parent_run_id, "orchestration.json")
+
+
+def _calibration_key(settings: dict[str, Any]) -> str:
+    """What makes two standalone trainings the same proxy: everything but the seed, the method's
+    label and where it runs."""
+    kept = {k: v for k, v in settings.items() if k not in ("method", "device", "threads")}
+    kept["dataset"] = {k: v for k, v in (settings.get("dataset") or {}).items() if k != "seed"}
+    return json.dumps(kept, sort_keys=True)
+
+
+def calibrations(tracker: Tracker, config_raw: dict[str, Any]) -> dict[str, Any]:
+    """The proxy fidelity of this comparison's own standalone settings, where measured.
+
+    For each standalone method, the latest finished ``gaea-tune calibrate`` run of the same MLflow
+    experiment whose cells were trained with exactly this method's settings (epochs, batch size,
+    lr, weight decay, C, N, op set, dataset and resolution; any seed):
+    ``{label: {"kendall", "spearman", "cells", "sentence", "mlflow_run_id"}}``; methods without
+    one are absent. Empty for tabular comparisons, whose signal is the table's."""
+    if config_raw.get("mode", "live") != "live":
+        return {}
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id],
+        filter_string="tags.`gaea.level` = 'calibration' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=50,
+    )
+    if not runs:
+        return {}
+    from gaea_tune.calibrate import calibration_settings
+    from gaea_tune.config import parse_config
+
+    try:
+        config = parse_config(dict(config_raw))
+    except ValueError:
+        return {}  # a config this version no longer reads has no comparable settings
+    reports: dict[str, dict[str, Any]] = {}
+    found: dict[str, Any] = {}
+    for method in config.methods:
+        if method.family != "standalone":
+            continue
+        wanted = _calibration_key(calibration_settings(config, method, 0))
+        for run in runs:
+            run_id = run.info.run_id
+            if run_id not in reports:
+                names = tracker.artifact_names(run_id)
+                reports[run_id] = (
+                    tracker.download_json(run_id, "calibration.json")
+                    if "calibration.json" in names
+                    else {}
+                )
+            report = reports[run_id]
+            if report.get("settings") and _calibration_key(report["settings"]) == wanted:
+                stats = report["statistics"]
+                found[method.label] = {
+                    "kendall": stats.get("kendall"),
+                    "spearman": stats.get("spearman"),
+                    "cells": report.get("cells"),
+                    "sentence": report.get("sentence"),
+                    "mlflow_run_id": run_id,
+                }
+                break
+    return found
 
 
 def _space_summary(config: dict[str, Any]) -> dict[str, Any]:
@@ -228,8 +291,30 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"({overhead['wall_seconds']:.0f} s x {overhead['machine_devices']:g}) went into "
             f"budgets{first}"
         )
+    lines += _calibration_lines(summary)
     lines += _statistics_lines(summary)
     return "\n".join(lines)
+
+
+def _calibration_lines(summary: dict[str, Any]) -> list[str]:
+    """How far the standalone methods' proxy ranking can be trusted (``gaea-tune calibrate``)."""
+    if summary.get("mode", "live") != "live":
+        return []
+    standalone = [m for m, e in summary["methods"].items() if e["family"] == "standalone"]
+    if not standalone:
+        return []
+    measured = summary.get("calibration") or {}
+    lines = ["", "Proxy fidelity of the standalone methods' search signal (gaea-tune calibrate):"]
+    for label in standalone:
+        entry = measured.get(label)
+        if entry is None:
+            lines.append(f"- {label}: not measured for these settings; "
+                         "`gaea-tune calibrate FILE --method " + label + "` measures it")  # fmt: skip
+            continue
+        tau = "n/a" if entry["kendall"] is None else f"{entry['kendall']:.2f}"
+        lines.append(f"- {label}: Kendall tau {tau} over {entry['cells']} cells. "
+                     f"{entry['sentence'] or ''}".rstrip())  # fmt: skip
+    return lines
 
 
 def _mean_ci_cell(summary: dict[str, Any], row: dict[str, Any]) -> str:

@@ -77,3 +77,42 @@ def test_report_from_mlflow(tmp_path):
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(TrackingError, match="unreachable"):
         check_reachable("http://127.0.0.1:9", timeout=2)
+
+
+def test_report_shows_the_calibration_of_its_own_settings(tmp_path):
+    """A `gaea-tune calibrate` run of the same experiment counts for the standalone methods
+    trained with exactly its settings (any seed), and for no other."""
+    from gaea_tune.calibrate import CALIBRATION_LEVEL, calibration_settings
+    from gaea_tune.config import load_config
+
+    config = load_config("tune_configs/quickstart.yaml", overrides={"output_dir": str(tmp_path)})
+    uri, artifacts = default_tracking(tmp_path)
+    tracker = Tracker(uri, config.name, artifacts)
+    methods = {m.label: m for m in config.methods}
+
+    def calibration(settings, kendall, key):
+        run = tracker.start_run(key, key=key, tags={"gaea.level": CALIBRATION_LEVEL})
+        report = {"settings": settings, "cells": 20, "statistics": {"kendall": kendall,
+                  "spearman": kendall + 0.1}, "sentence": f"tau {kendall}"}  # fmt: skip
+        tracker.log_json(run, report, "calibration.json")
+        tracker.end_run(run, "FINISHED")
+
+    other = calibration_settings(config, methods["random"], 0)
+    calibration({**other, "epochs": other["epochs"] + 1}, 0.9, "cal-other-epochs")
+    calibration(calibration_settings(config, methods["random"], 3), 0.49, "cal-random")
+    parent = tracker.start_run("compare-x", key="q/x/compare", tags={"gaea.level": "comparison"})
+    tracker.log_params(parent, {"budget_device_seconds": 120.0})
+    tracker.log_json(parent, config.raw, "config.json")
+    for label in ("gaea-darts", "random", "rea", "bohb"):
+        family = "weight-sharing" if label == "gaea-darts" else "standalone"
+        run = tracker.start_run(label, key=f"q/x/{label}/0", parent_run_id=parent,
+                                tags={"gaea.level": "method"})  # fmt: skip
+        _log_outcome(tracker, run, _outcome(label, family, 0, 93.0))
+    summary = write_report(tracker, tmp_path / "report", parent)
+    # random and rea train alike (3 epochs, batch 64); bohb trains up to 9 epochs
+    assert set(summary["calibration"]) == {"random", "rea"}
+    assert summary["calibration"]["rea"]["kendall"] == pytest.approx(0.49)
+    table = markdown_table(summary)
+    assert "- random: Kendall tau 0.49 over 20 cells. tau 0.49" in table
+    assert "- bohb: not measured for these settings" in table
+    assert "gaea-darts: " not in table.split("Proxy fidelity")[1]
