@@ -7,7 +7,17 @@ import importlib
 import sys
 
 # Subcommand modules, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
-COMMANDS = ("compare", "report", "validate", "calibrate", "search", "tabular", "ui", "info")
+COMMANDS = (
+    "compare",
+    "report",
+    "validate",
+    "calibrate",
+    "search",
+    "tabular",
+    "ui",
+    "info",
+    "doctor",
+)
 
 
 class _Parser(argparse.ArgumentParser):

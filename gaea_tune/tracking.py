@@ -7,20 +7,26 @@ Runs are nested through the ``mlflow.parentRunId`` tag, so the MLflow UI shows t
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.client
 import json
+import logging
 import math
 import os
+import random
 import shlex
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import requests
+import urllib3
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
@@ -51,6 +57,116 @@ _MAX_PARAM_LENGTH = 6000
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be used (unreachable server, bad URI)."""
+
+
+# --- retrying MLflow calls ----------------------------------------------------------------------
+#
+# A tracking server that restarts, or a network that drops for a while, must not end a comparison
+# that has been training for hours: every MLflow call a Tracker makes is retried with backoff
+# while it fails on the connection (refused, reset, timed out, a 5xx answer), for at most
+# RETRY_SECONDS per call (GAEA_TUNE_MLFLOW_RETRY_SECONDS overrides it; read at each call).
+# MLflow's client retries each HTTP request on its own first (MLFLOW_HTTP_REQUEST_MAX_RETRIES);
+# this covers what those retries leave over. Deterministic errors (4xx answers such as
+# RESOURCE_DOES_NOT_EXIST or INVALID_PARAMETER_VALUE, local store errors) are raised at once.
+
+RETRY_SECONDS = 120.0
+RETRY_ENV = "GAEA_TUNE_MLFLOW_RETRY_SECONDS"
+_FIRST_DELAY, _MAX_DELAY = 0.5, 10.0
+_log = logging.getLogger(__name__)
+_clock = time.monotonic  # replaced in tests
+_sleep = time.sleep
+_REACHED: set[str] = set()  # tracking URIs this process has used: an outage there is waited out
+_T = TypeVar("_T")
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,
+    http.client.HTTPException,  # RemoteDisconnected, IncompleteRead, BadStatusLine
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.RetryError,  # MLflow's own retries on 5xx/429 answers ran out
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,  # NewConnectionError, ProtocolError, MaxRetryError, ...
+)
+
+
+def retry_seconds() -> float:
+    """How long one MLflow call may keep failing on the connection before it is given up."""
+    value = os.environ.get(RETRY_ENV, "").strip()
+    try:
+        return max(0.0, float(value)) if value else RETRY_SECONDS
+    except ValueError:
+        return RETRY_SECONDS
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for a failure to talk to the tracking server, which a later attempt can fix."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MlflowException) and getattr(current, "json", None) is not None:
+            status = current.get_http_status_code()  # an answer from the server
+            return status == 429 or status >= 500
+        if isinstance(current, MlflowException) and current is error:
+            if current.get_http_status_code() < 500:  # a deterministic client-side error
+                return False
+        if isinstance(current, urllib.error.HTTPError):
+            return current.code == 429 or current.code >= 500
+        if isinstance(current, urllib.error.URLError):
+            return isinstance(current.reason, OSError)
+        if isinstance(current, _CONNECTION_ERRORS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def call_with_retry(call: Callable[..., _T], *args: Any, what: str = "", **kwargs: Any) -> _T:
+    """``call(*args, **kwargs)``, retried with backoff while it fails on the connection."""
+    deadline = None
+    delay = _FIRST_DELAY
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            now = _clock()
+            if deadline is None:
+                limit = retry_seconds()
+                deadline = now + limit
+                _log.warning("MLflow %s failed on the connection (%s); retrying for up to %.0f s",
+                             what or getattr(call, "__name__", "call"), _one_line(error), limit)  # fmt: skip
+            if now >= deadline:
+                raise TrackingError(
+                    f"MLflow {what or getattr(call, '__name__', 'call')} kept failing on the "
+                    f"connection for {limit:.0f} s ({RETRY_ENV}): {_one_line(error)}"
+                ) from error
+            _sleep(min(delay * random.uniform(0.8, 1.2), max(0.0, deadline - now)))
+            delay = min(delay * 2, _MAX_DELAY)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose public methods go through :func:`call_with_retry`."""
+
+    def __init__(self, client: Any) -> None:
+        self.unwrapped = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.unwrapped, name)
+        if name.startswith("_") or not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return call_with_retry(attribute, *args, what=name, **kwargs)
+
+        return call
 
 
 def default_tracking(workdir: str | os.PathLike[str]) -> tuple[str, str]:
@@ -138,27 +254,40 @@ class Tracker:
     def __init__(
         self, tracking_uri: str, experiment_name: str, artifact_location: str | None = None
     ) -> None:
-        check_reachable(tracking_uri)
+        if tracking_uri in _REACHED:  # used before by this process: wait out an outage
+            call_with_retry(check_reachable, tracking_uri, what="health check")
+        else:  # never reached: a configuration error, reported at once
+            check_reachable(tracking_uri)
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        raw = MlflowClient(tracking_uri=tracking_uri)
+        self.client = RetryingClient(raw)
         try:
-            experiment = self.client.get_experiment_by_name(experiment_name)
-            if experiment is None:
-                self.experiment_id = self.client.create_experiment(
-                    experiment_name, artifact_location=artifact_location
-                )
-            elif experiment.lifecycle_stage == "deleted":
-                raise TrackingError(
-                    _deleted_message(tracking_uri, experiment_name, experiment.experiment_id)
-                )
-            else:
-                self.experiment_id = experiment.experiment_id
+            self.experiment_id = call_with_retry(
+                self._experiment_id, raw, experiment_name, artifact_location, what="experiment"
+            )
         except MlflowException as error:
             raise TrackingError(f"cannot use MLflow store {tracking_uri!r}: {error}") from None
+        _REACHED.add(tracking_uri)
+
+    def _experiment_id(
+        self, client: Any, experiment_name: str, artifact_location: str | None
+    ) -> str:
+        """Get or create the experiment (one attempt; repeated whole after a dropped answer)."""
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            return client.create_experiment(experiment_name, artifact_location=artifact_location)
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                _deleted_message(self.tracking_uri, experiment_name, experiment.experiment_id)
+            )
+        return experiment.experiment_id
 
     def find_run(self, key: str) -> str | None:
         """The id of the run tagged with ``key`` (to reuse it on resume), if any."""
-        runs = self.client.search_runs(
+        return self._find_run(self.client, key)
+
+    def _find_run(self, client: Any, key: str) -> str | None:
+        runs = client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{KEY_TAG}` = '{key}'",
             run_view_type=ViewType.ACTIVE_ONLY,
@@ -173,16 +302,23 @@ class Tracker:
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
-        """Create (or, with the same ``key``, reopen) a run and return its id."""
-        existing = self.find_run(key)
-        if existing is not None:
-            self.client.update_run(existing, status="RUNNING")
-            return existing
+        """Create (or, with the same ``key``, reopen) a run and return its id.
+
+        Retried as a whole, looking for the key again first: a run created by an attempt whose
+        answer was lost is found, not created twice."""
         all_tags = {RUN_NAME_TAG: name, KEY_TAG: key, **(tags or {})}
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
-        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
-        return run.info.run_id
+
+        def attempt() -> str:
+            raw = self.client.unwrapped
+            existing = self._find_run(raw, key)
+            if existing is not None:
+                raw.update_run(existing, status="RUNNING")
+                return existing
+            return raw.create_run(self.experiment_id, tags=all_tags, run_name=name).info.run_id
+
+        return call_with_retry(attempt, what="start_run")
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log (nested) params once; values already logged on a reopened run are kept."""

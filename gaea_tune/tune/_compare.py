@@ -371,6 +371,10 @@ def compare(
     if config.mode == "live":
         _connect(address)
         check_cluster_resources(config, ray.cluster_resources())
+        if address:  # a cluster: same code everywhere, storage shared, tracking reachable
+            from gaea_tune.tune._doctor import check_cluster
+
+            check_cluster(config, tracking_uri)
     workdir.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(tracking_uri, config.name, artifact_location)
     parent_key = run_key(config.name, state["invocation"], "compare")
