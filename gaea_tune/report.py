@@ -16,13 +16,19 @@ from gaea_tune.statistics import primary_value as _primary_value
 from gaea_tune.tracking import PARENT_TAG, Tracker
 
 
-def _latest_comparison(tracker: Tracker) -> str:
-    runs = tracker.client.search_runs(
+def _latest_runs(tracker: Tracker, level: str, count: int, finished: bool = False) -> list[Any]:
+    """The experiment's ``count`` latest runs tagged ``gaea.level=level``, newest first."""
+    status = " and attributes.status = 'FINISHED'" if finished else ""
+    return tracker.client.search_runs(
         [tracker.experiment_id],
-        filter_string="tags.`gaea.level` = 'comparison'",
+        filter_string=f"tags.`gaea.level` = '{level}'{status}",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=count,
     )
+
+
+def _latest_comparison(tracker: Tracker) -> str:
+    runs = _latest_runs(tracker, "comparison", 1)
     if not runs:
         raise ValueError(f"no comparison run in MLflow experiment {tracker.experiment_id}")
     return runs[0].info.run_id
@@ -134,12 +140,7 @@ def calibrations(tracker: Tracker, config_raw: dict[str, Any]) -> dict[str, Any]
     one are absent. Empty for tabular comparisons, whose signal is the table's."""
     if config_raw.get("mode", "live") != "live":
         return {}
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id],
-        filter_string="tags.`gaea.level` = 'calibration' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=50,
-    )
+    runs = _latest_runs(tracker, "calibration", 50, finished=True)
     if not runs:
         return {}
     from gaea_tune.calibrate import calibration_settings
