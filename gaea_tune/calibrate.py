@@ -309,31 +309,20 @@ def sample_cells(cells: int, seed: int, exclude_none: bool) -> list[Any]:
 
 
 class _Progress:
-    """A tqdm bar when tqdm is installed, plain lines on stderr otherwise, or nothing."""
+    """One step per trained cell: a tqdm bar on a terminal, plain lines on stderr otherwise
+    (:class:`gaea_tune._progress.Progress`), or nothing."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.done, self.bar = total, 0, None
-        self.enabled = enabled
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                return
-            self.bar = tqdm(total=total, desc="calibrate", unit="cell", file=sys.stderr)
+        from gaea_tune._progress import Progress
+
+        self.view = Progress(total=total, desc="calibrate", unit="cell", stream=sys.stderr,
+                             enabled=enabled)  # fmt: skip
 
     def update(self, text: str) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
-            self.bar.update(1)
-        else:
-            print(f"calibrate: cell {self.done}/{self.total}: {text}", file=sys.stderr, flush=True)
+        self.view.advance(1, text)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.view.close()
 
 
 def _train_cell(genotype: Any, splits: Any, settings: dict[str, Any], seed: int) -> dict[str, Any]:

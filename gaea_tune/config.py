@@ -29,12 +29,14 @@ from gaea_tune.registry import (
     METHODS as METHOD_REGISTRY,
 )
 from gaea_tune.registry import (
+    SIMULATE,
     STANDALONE_METHODS,
     WEIGHT_SHARING_METHODS,
     methods_for,
 )
+from search_spaces import SPACE_NAMES
 
-SPACES = ("nb201", "darts")
+SPACES = SPACE_NAMES  # the catalogue in search_spaces (read without importing torch)
 
 MODES = ("live", "tabular")
 TABULAR_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
@@ -154,6 +156,8 @@ _DATASET_KEYS = {
     "max_train": (int, 1, 10_000_000),
     "max_valid": (int, 1, 10_000_000),
     "max_test": (int, 1, 10_000_000),
+    # live trials replay the NB201 table instead of training (gaea_tune.tune._table_trainable)
+    "simulate": (str, SIMULATE),
 }
 _BUDGET_KEYS = ("device_hours", "device_seconds")
 _NUMERICS_KEYS = {"amp": (bool,), "channels_last": (bool,), "cudnn_benchmark": (bool,)}
@@ -419,9 +423,16 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise _unknown("dataset.name", dataset["name"], DATASETS)
     if dataset["root"] is not None and not isinstance(dataset["root"], str):
         raise ConfigError(f"dataset.root: expected a folder path, got {dataset['root']!r}")
-    if mode == "tabular":
+    simulate = dataset.get("simulate")
+    if simulate is not None and mode == "tabular":
+        raise ConfigError(
+            f"dataset.simulate: {simulate!r} is for live trials (mode: live); tabular mode "
+            "always reads the table; allowed: null"
+        )
+    if mode == "tabular" or simulate == "table":
+        where = "tabular mode" if mode == "tabular" else "dataset.simulate: table"
         if space["name"] != "nb201":
-            raise ConfigError(f"space.name: tabular mode needs 'nb201', got {space['name']!r}")
+            raise ConfigError(f"space.name: {where} needs 'nb201', got {space['name']!r}")
         if dataset["name"] not in TABULAR_DATASETS:
             raise _unknown("dataset.name", dataset["name"], TABULAR_DATASETS)
     else:
@@ -438,7 +449,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     )
     if resources["gpu"] == 0 and resources["cpu"] == 0:
         raise ConfigError("resources: a trial needs gpu > 0 or cpu > 0, got gpu=0, cpu=0")
-    methods = _parse_methods(raw.get("methods"), mode, space)
+    methods = _parse_methods(raw.get("methods"), mode, space, simulate)
 
     output_dir = raw.get("output_dir") or f"gaea-runs/{name}"
     if not isinstance(output_dir, str):
@@ -549,7 +560,9 @@ def _parse_seeds(seeds: Any) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def _parse_methods(methods: Any, mode: str, space: dict[str, Any]) -> tuple[MethodConfig, ...]:
+def _parse_methods(
+    methods: Any, mode: str, space: dict[str, Any], simulate: str | None = None
+) -> tuple[MethodConfig, ...]:
     if isinstance(methods, list):
         methods = (
             {m: {} for m in methods if isinstance(m, str)}
@@ -561,7 +574,7 @@ def _parse_methods(methods: Any, mode: str, space: dict[str, Any]) -> tuple[Meth
             f"methods: expected a non-empty mapping of method -> options, got {methods!r}"
         )
     parsed = []
-    allowed_methods = methods_for(mode)
+    allowed_methods = methods_for(mode, simulate)
     for label, options in methods.items():
         options = dict(options or {})
         if not isinstance(label, str) or not _NAME.match(label):
@@ -577,8 +590,9 @@ def _parse_methods(methods: Any, mode: str, space: dict[str, Any]) -> tuple[Meth
             raise _unknown(where, method, allowed_methods)
         try:
             checked = METHOD_REGISTRY[method].validate(
-                f"methods.{label}", mode, options, space=space["name"], C=space["C"]
-            )
+                f"methods.{label}", mode, options, space=space["name"], C=space["C"],
+                simulate=simulate,
+            )  # fmt: skip
         except OptionError as error:
             raise ConfigError(str(error)) from None
         parsed.append(MethodConfig(label=label, method=method, options=checked))

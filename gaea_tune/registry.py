@@ -15,6 +15,33 @@ from gaea_tune._constraints import OptionError
 WEIGHT_SHARING = "weight-sharing"
 STANDALONE = "standalone"
 MODES = ("live", "tabular")
+# ``dataset.simulate``: what a live trial does instead of training. ``table``: it replays the NB201
+# table's records (gaea_tune.tune._table_trainable), so only standalone methods take part.
+SIMULATE = ("table",)
+# What a table-backed trial consumes: the fidelities the NB201 table records (a trial's
+# ``epochs`` is one of them) and, for the runner, how many trials run at once. The other
+# training keys (batch size, lr, ...) mean nothing without training and are refused.
+TABLE_FIDELITIES = (12, 200)
+TABLE_TRIAL_KEYS = ("epochs", "max_concurrent")
+
+
+@dataclass(frozen=True)
+class TableFidelity:
+    """A table-backed trial's ``epochs``: one of the fidelities the NB201 table records."""
+
+    def check(self, where: str, value: Any) -> int:
+        if isinstance(value, bool) or value not in TABLE_FIDELITIES:
+            raise OptionError(
+                f"{where}: {value!r} is not a fidelity the NB201 table records; "
+                f"allowed: {', '.join(map(str, TABLE_FIDELITIES))}"
+            )
+        return int(value)
+
+    def examples(self) -> tuple[list[Any], list[Any]]:
+        return list(TABLE_FIDELITIES), [13, 0, "12"]
+
+    def describe(self) -> str:
+        return " | ".join(map(str, TABLE_FIDELITIES))
 
 
 @dataclass(frozen=True)
@@ -26,8 +53,11 @@ class MethodEntry:
     implementation: str
     description: str
 
-    def constraints(self, mode: str) -> dict[str, Any]:
-        """Option name -> constraint, for ``mode`` ("live" | "tabular")."""
+    def constraints(self, mode: str, simulate: str | None = None) -> dict[str, Any]:
+        """Option name -> constraint, for ``mode`` ("live" | "tabular") and, in live mode,
+        ``simulate`` (None: trials train; "table": trials replay the NB201 table)."""
+        if simulate is not None:
+            return self._table_constraints(mode, simulate)
         if self.family == WEIGHT_SHARING:
             if mode != "live":
                 raise OptionError(f"method {self.name!r} runs only in live mode, got {mode!r}")
@@ -41,6 +71,26 @@ class MethodEntry:
 
         return live_constraints(self.name) if mode == "live" else tabular_constraints(self.name)
 
+    def _table_constraints(self, mode: str, simulate: str) -> dict[str, Any]:
+        from gaea_tune.baselines._options import TRAINING_CONSTRAINTS
+
+        if simulate not in SIMULATE:
+            raise OptionError(
+                f"dataset.simulate: unknown value {simulate!r}; allowed: {', '.join(SIMULATE)}"
+            )
+        if mode != "live" or self.family != STANDALONE:
+            raise OptionError(
+                f"method {self.name!r}: table-backed trials (dataset.simulate: {simulate}) run "
+                f"standalone methods in live mode; allowed: {', '.join(STANDALONE_METHODS)}"
+            )
+        constraints = {
+            k: v
+            for k, v in self.constraints("live").items()
+            if k not in TRAINING_CONSTRAINTS or k in TABLE_TRIAL_KEYS
+        }
+        constraints["epochs"] = TableFidelity()
+        return constraints
+
     def validate(
         self,
         where: str,
@@ -49,8 +99,24 @@ class MethodEntry:
         *,
         space: str | None = None,
         C: int | None = None,
+        simulate: str | None = None,
     ) -> dict[str, Any]:
         """Check ``options`` exactly as the runtime will; raises ``OptionError`` (one line)."""
+        if simulate is not None:
+            from gaea_tune._constraints import validate_options
+            from gaea_tune.baselines._options import validate_live
+
+            checked = validate_options(where, options, self._table_constraints(mode, simulate))
+            fidelities = [f for f in TABLE_FIDELITIES if f <= checked.get("epochs", 12)]
+            eta = checked.get("reduction_factor")
+            if self.name == "bohb" and len(fidelities) == 2 and eta not in (None, 2):
+                raise OptionError(
+                    f"{where}.reduction_factor: {eta!r} does not fit the table's two fidelities "
+                    "(12 and 200 epochs: one halving); allowed: 2"
+                )
+            # the search options, with the searcher's own cross-option rules
+            validate_live(where, self.name, {k: v for k, v in checked.items() if k != "epochs"})
+            return checked
         if self.family == WEIGHT_SHARING:
             from gaea_tune.weight_sharing._options import SearchOptions
 
@@ -93,6 +159,6 @@ def get_method_entry(name: str) -> MethodEntry:
     return METHODS[name]
 
 
-def methods_for(mode: str) -> tuple[str, ...]:
-    """Method names that run in ``mode``."""
-    return STANDALONE_METHODS if mode == "tabular" else tuple(METHODS)
+def methods_for(mode: str, simulate: str | None = None) -> tuple[str, ...]:
+    """Method names that run in ``mode`` (with trials that ``simulate``, in live mode)."""
+    return STANDALONE_METHODS if mode == "tabular" or simulate else tuple(METHODS)

@@ -39,7 +39,6 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
     parent_run_id = parent_run_id or _latest_comparison(tracker)
     config = tracker.download_json(parent_run_id, "config.json")
     budget = float(tracker.get_run(parent_run_id).data.params["budget_device_seconds"])
-    resources = config.get("resources") or {}
     methods: dict[str, dict[str, Any]] = {}
     entropy: dict[str, list[list[float]]] = {}
     failures: list[dict[str, str]] = []
@@ -98,7 +97,7 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
         "experiment": config["name"],
         "mode": config.get("mode", "live"),
         "budget_device_seconds": budget,
-        "device_kind": "gpu" if float(resources.get("gpu", 0) or 0) > 0 else "cpu",
+        "device_kind": _device_kind(config),
         "ground_truth_column": primary,
         "space": _space_summary(config),
         "methods": methods,
@@ -113,6 +112,19 @@ def collect(tracker: Tracker, parent_run_id: str | None = None) -> dict[str, Any
             "parent_run_id": parent_run_id,
         },
     }
+
+
+def _device_kind(config: dict[str, Any]) -> str:
+    """What the spend counts: "simulated" (table seconds), else "gpu" or "cpu" seconds."""
+    if config.get("mode") == "tabular" or (config.get("dataset") or {}).get("simulate"):
+        return "simulated"
+    resources = config.get("resources") or {}
+    return "gpu" if float(resources.get("gpu", 0) or 0) > 0 else "cpu"
+
+
+def _kind_label(summary: dict[str, Any]) -> str:
+    kind = summary["device_kind"]
+    return kind if kind == "simulated" else kind.upper()
 
 
 def _orchestration(tracker: Tracker, parent_run_id: str) -> dict[str, Any] | None:
@@ -244,7 +256,7 @@ def _mean_throughput(seeds: list[dict[str, Any]]) -> float | None:
 
 def markdown_table(summary: dict[str, Any]) -> str:
     column = summary.get("ground_truth_column") or "ground truth"
-    kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
+    kind = _kind_label(summary)
     space = summary.get("space")
     lines = []
     if space:
@@ -283,7 +295,11 @@ def markdown_table(summary: dict[str, Any]) -> str:
     for failure in summary.get("failed_methods", []):
         lines.append(f"\nfailed: {failure['run']}: {failure['reason']}")
     overhead = summary.get("orchestration")
-    if overhead and overhead.get("share_in_budgets") is not None:
+    if (
+        overhead
+        and overhead.get("share_in_budgets") is not None
+        and summary["device_kind"] != "simulated"  # table seconds are not the machine's
+    ):
         firsts = [v for v in (overhead.get("time_to_first_result_seconds") or {}).values() if v]
         first = f"; first result after {min(firsts):.1f}-{max(firsts):.1f} s" if firsts else ""
         lines.append(
@@ -425,7 +441,7 @@ def plot_incumbents(summary: dict[str, Any]) -> Any:
         )
         if len(curves) > 1:
             axes.fill_between(x_grid, low, high, color=line.get_color(), alpha=0.2)
-    kind = "simulated" if summary["mode"] == "tabular" else summary["device_kind"].upper()
+    kind = _kind_label(summary)
     column = summary.get("ground_truth_column") or "incumbent search signal"
     axes.set_xlabel(f"{kind}-hours spent (budget {budget_hours:.3g} per method)")
     axes.set_ylabel(column)

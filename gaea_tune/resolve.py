@@ -112,6 +112,8 @@ def _standalone(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any
     if method.method == "bohb":
         search["reduction_factor"] = LIVE_BOHB_ETA
         search["fidelity"] = "epochs (HyperBandForBOHB, max_t = epochs)"
+    if config.dataset.get("simulate") == "table":
+        return _table_backed(config, method, options, search, keys)
     search.update({k: v for k, v in options.items() if k in keys})
     training = {k: options.get(k, v) for k, v in TRAINING_DEFAULTS.items()}
     training.update(optimizer="SGD, Nesterov momentum 0.9, cosine lr over the trial's epochs")
@@ -124,6 +126,40 @@ def _standalone(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any
         "channels_last": numerics["channels_last"],
         "cudnn_benchmark": numerics["cudnn_benchmark"],
         "data": {"weights": "train", "search_signal": "valid"},
+    }
+
+
+def _table_backed(
+    config: ExperimentConfig,
+    method: MethodConfig,
+    options: dict[str, Any],
+    search: dict[str, Any],
+    keys: Any,
+) -> dict[str, Any]:
+    """A standalone method whose live trials replay the NB201 table (``dataset.simulate``)."""
+    from gaea_tune.baselines._options import LIVE_BOHB_ETA
+    from gaea_tune.nb201_table import SEARCH_COLUMNS
+    from gaea_tune.registry import TABLE_FIDELITIES
+
+    epochs = int(options.get("epochs", TABLE_FIDELITIES[0]))
+    steps = [f for f in TABLE_FIDELITIES if f <= epochs]
+    columns = dict(zip(TABLE_FIDELITIES, SEARCH_COLUMNS[config.dataset["name"]][:2]))
+    if method.method == "bohb":
+        search["reduction_factor"] = 2 if len(steps) == 2 else LIVE_BOHB_ETA
+        search["fidelity"] = (
+            "the table's recorded fidelities (HyperBandForBOHB over training_iteration: "
+            + ", ".join(f"{i} = {f} epochs" for i, f in enumerate(steps, start=1))
+            + ")"
+        )
+    search.update({k: v for k, v in options.items() if k in keys})
+    return {
+        "training": {"epochs": epochs, "fidelities": steps, "trains": False},
+        "search": search,
+        "max_concurrent": options.get("max_concurrent"),
+        "search_signal": "the NB201 table's validation accuracy: "
+        + ", ".join(f"{columns[f]} at {f} epochs" for f in steps),
+        "cost": "the table's recorded training seconds (f epochs x the recorded epoch seconds)",
+        "data": {"weights": None, "search_signal": "the table's validation columns"},
     }
 
 

@@ -8,23 +8,25 @@ import yaml
 from gaea_tune.cli import main
 from gaea_tune.tracking import Tracker, default_tracking
 
-pytestmark = pytest.mark.integration
 
-
+@pytest.mark.integration
 def test_search_command_logs_params_metrics_and_artifacts(tmp_path, ray_local):
-    config = {
+    config = {  # the compare dialect: one weight-sharing method
         "name": "search-test",
-        "space": "nb201",
-        "method": "gaea-darts",
-        "seed": 0,
+        "space": {"name": "nb201", "C": 4, "N": 1},
         "dataset": {"name": "cifar10-subset", "resolution": 16, "max_train": 128, "max_valid": 64},
+        "budget": {"device_hours": 1},
+        "seeds": [0],
         "resources": {"cpu": 1, "gpu": 0},
-        "search": {"C": 4, "N": 1, "epochs": 2, "batch_size": 32, "arch_lr": 0.5},
-        "output_dir": str(tmp_path / "runs"),
+        "methods": {"gaea-darts": {"epochs": 3, "batch_size": 32, "arch_lr": 0.5}},
+        "output_dir": str(tmp_path / "elsewhere"),
     }
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(config))
-    assert main(["search", str(path)]) == 0
+    # --set and the old shorthand flags both reach the config
+    argv = ["search", str(path), "--set", "methods.gaea-darts.batch_size=16", "--epochs", "2",
+            "--output-dir", str(tmp_path / "runs")]  # fmt: skip
+    assert main(argv) == 0
     uri, artifacts = default_tracking(tmp_path / "runs")
     tracker = Tracker(uri, "search-test", artifacts)
     runs = tracker.client.search_runs([tracker.experiment_id])
@@ -35,10 +37,38 @@ def test_search_command_logs_params_metrics_and_artifacts(tmp_path, ray_local):
     assert {"genotype.txt", "arch_weights_history.json"} <= files
     params = {k for r in runs for k in r.data.params}
     assert "arch_lr" in params or "search.arch_lr" in params
+    method_runs = [r for r in runs if r.data.tags.get("gaea.level") == "method"]
+    assert [r.data.params["batch_size"] for r in method_runs] == ["16"]
+    assert [r.data.params["epochs"] for r in method_runs] == ["2"]
+
+
+_BASE = {"name": "x", "space": {"name": "nb201", "C": 4, "N": 1}, "budget": {"device_seconds": 60}}
 
 
 def test_search_command_rejects_an_unknown_method(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({"name": "x", "space": "nb201", "method": "gaea-enas"}))
+    path.write_text(yaml.safe_dump({**_BASE, "methods": {"gaea-enas": {}}}))
     assert main(["search", str(path)]) == 2
-    assert "gaea-enas" in capsys.readouterr().err
+    assert "methods: unknown value 'gaea-enas'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("methods", "argv", "message"),
+    [
+        ({"random": {}}, [], "methods: 0 weight-sharing methods in the config"),
+        ({"darts": {}, "gaea-darts": {}}, [],
+         "methods: 2 weight-sharing methods in the config; pick one with --method LABEL; "
+         "allowed: darts, gaea-darts"),
+        ({"darts": {}, "random": {}}, ["--method", "random"],
+         "--method: 'random' is not a weight-sharing method of the config; allowed: darts"),
+        ({"darts": {}}, ["--set", "methods.darts.arch_lr=fast"],
+         "methods.darts.arch_lr: expected a number, got 'fast'"),
+    ],
+)  # fmt: skip
+def test_search_command_refuses_a_config_without_one_search(tmp_path, capsys, methods, argv,
+                                                            message):  # fmt: skip
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**_BASE, "methods": methods, "output_dir": str(tmp_path)}))
+    assert main(["search", str(path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

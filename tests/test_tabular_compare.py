@@ -32,7 +32,7 @@ def test_shipped_tabular_compare_config_runs(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "report" / "summary.json").read_text())
-    assert summary["mode"] == "tabular"
+    assert summary["mode"] == "tabular" and summary["device_kind"] == "simulated"
     assert set(summary["methods"]) == {"random", "rea", "bohb", "tpe"}
     for label, entry in summary["methods"].items():
         assert len(entry["seeds"]) == 3, label

@@ -306,6 +306,9 @@ def test_shipped_comparison_configs_validate_with_load_config():
         "nb201_cifar10.yaml",
         "darts_cifar10.yaml",
         "nb201_tabular_compare.yaml",
+        "nb201_tabular.yaml",
+        "nb201_tabular_live.yaml",
+        "search_nb201_gaea.yaml",
     }
     for file in comparisons:
         raw = load_yaml(file)
@@ -319,17 +322,23 @@ def test_shipped_comparison_configs_validate_with_load_config():
 
 
 def test_shipped_tabular_and_search_configs_load():
+    """One dialect: the search and tabular configs are compare configs too."""
+    from gaea_tune.commands.search import load_search_config
     from gaea_tune.commands.tabular import load_tabular_config
 
-    assert load_tabular_config(ROOT / "tune_configs" / "nb201_tabular.yaml")["seeds"] >= 1
-    for file in (ROOT / "tune_configs").glob("search_*.yaml"):
-        raw = load_yaml(file)
-        assert {"space", "method"} <= set(raw), file.name
+    assert len(load_tabular_config(ROOT / "tune_configs" / "nb201_tabular.yaml").seeds) >= 1
+    searches = sorted((ROOT / "tune_configs").glob("search_*.yaml"))
+    assert len(searches) >= 3
+    for file in searches:
+        config, method = load_search_config(file)
+        assert method.family == "weight-sharing" and config.mode == "live", file.name
+    for file in _shipped():
+        assert {"name", "budget", "methods"} <= set(load_yaml(file)), file.name
 
 
 def test_tabular_config_goes_through_the_same_loader(tmp_path):
     from gaea_tune.commands.tabular import load_tabular_config
 
-    path = _write(tmp_path, "seeds: 2\ndatasets: {cifar10: 100}\nseeds: 3\n")
+    path = _write(tmp_path, "seeds: 2\ndataset: {name: cifar10}\nseeds: 3\n")
     with pytest.raises(ValueError, match=r"duplicate key 'seeds' at line 3 \(first at line 1\)"):
         load_tabular_config(path)

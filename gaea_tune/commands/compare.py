@@ -26,12 +26,19 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
     if config is None:
         return 2
+    from gaea_tune._progress import Progress
     from gaea_tune.report import markdown_table, write_report
     from gaea_tune.tracking import Tracker
     from gaea_tune.tune import compare
 
+    # A bar of the device-seconds spent by all methods x seeds on a terminal; the per-method
+    # status block every progress_every_seconds either way (above the bar, or as plain lines).
+    total = config.budget_device_seconds * len(config.methods) * len(config.seeds)
+    progress = Progress(total=round(total), desc="compare", unit="device-s", stream=sys.stdout,
+                        plain_updates=False)  # fmt: skip
     try:
-        result = compare(config, resume=args.resume, address=args.address)
+        with progress:
+            result = compare(config, resume=args.resume, address=args.address, progress=progress)
     except (ConfigError, TrackingError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
         return 2

@@ -1,18 +1,21 @@
 """``gaea-tune search FILE``: one weight-sharing search as a Ray Tune trial, logged to MLflow.
 
-The YAML file (see ``tune_configs/search_*.yaml``)::
+FILE is an experiment YAML in the same dialect as ``compare`` (see ``tune_configs/search_*.yaml``)
+and takes the same ``--set`` overrides; the search runs one weight-sharing method of it
+(``--method LABEL``; default: the only one) for one seed (``--seed``; default: the first),
+with the same trainable config ``compare`` would give it, and stops at the budget::
 
-    name: search-nb201            # MLflow experiment (default "gaea-search")
-    space: nb201                  # nb201 | darts
-    method: gaea-darts            # gaea-darts gaea-gdas gaea-pcdarts darts gdas pcdarts rsws
-    seed: 0
+    name: search-nb201                       # MLflow experiment
+    space: {name: nb201, C: 8, N: 1}
     dataset: {name: cifar10-subset, resolution: 16, max_train: 2000, max_valid: 1000}
+    budget: {device_hours: 1}                # the search stops after the epoch that reaches it
+    seeds: [0]
     resources: {cpu: 2, gpu: 0}
-    search: {C: 8, N: 1, epochs: 10, formulation: erm, arch_lr: 0.1}   # SearchOptions fields
-    output_dir: ./gaea-runs       # Ray results and the default MLflow store (SQLite)
-    tracking_uri: null            # an MLflow server instead of the local store
-    max_failures: 1               # retries of the trial, each from its last checkpoint
-    budget_device_seconds: null   # stop after the epoch that reaches this spend
+    methods:
+      gaea-darts: {epochs: 10, formulation: erm, arch_lr: 0.1}
+
+``--output-dir``, ``--tracking-uri`` and ``--epochs`` are shorthands for ``--set output_dir=...``,
+``--set tracking_uri=...`` and ``--set methods.LABEL.epochs=...``.
 """
 
 from __future__ import annotations
@@ -23,147 +26,149 @@ import time
 from pathlib import Path
 from typing import Any
 
-ALLOWED_KEYS = (
-    "name", "space", "method", "seed", "dataset", "resources", "search", "output_dir",
-    "tracking_uri", "artifact_location", "max_failures", "budget_device_seconds",
-)  # fmt: skip
+from gaea_tune.commands._common import add_config_arguments
 
 
 class SearchConfigError(ValueError):
-    """The search YAML is invalid."""
+    """The search YAML is invalid, or names no weight-sharing method to run."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search", help="run one weight-sharing search (GAEA, DARTS, GDAS, PC-DARTS, RS-WS)"
     )
-    parser.add_argument("file", metavar="FILE", help="search YAML (see tune_configs/search_*.yaml)")
+    add_config_arguments(parser)
+    parser.add_argument("--method", metavar="LABEL", help="the weight-sharing method to run")
+    parser.add_argument("--seed", type=int, help="the seed (default: the config's first)")
     parser.add_argument("--output-dir", help="override output_dir")
     parser.add_argument("--tracking-uri", help="override tracking_uri")
-    parser.add_argument("--epochs", type=int, help="override search.epochs")
+    parser.add_argument("--epochs", type=int, help="override methods.LABEL.epochs")
     parser.set_defaults(command="search")
 
 
-def load_search_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read and validate a search YAML; returns it with defaults filled in."""
-    from gaea_tune.config import ConfigError, load_yaml
+def load_search_config(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    method: str | None = None,
+    epochs: int | None = None,
+) -> tuple[Any, Any]:
+    """(ExperimentConfig, MethodConfig) of the search: the compare dialect, validated the same
+    way, plus the choice of one weight-sharing method. Raises :class:`SearchConfigError`."""
+    from gaea_tune.config import ConfigError, load_config
 
-    file = Path(path)
+    overrides = list(overrides or [])
     try:
-        raw = load_yaml(file)
+        config = load_config(path, overrides)
+        chosen = _choose(config, method)
+        if epochs is not None:
+            config = load_config(path, [*overrides, f"methods.{chosen.label}.epochs={epochs}"])
+            chosen = _choose(config, chosen.label)
     except ConfigError as error:
         raise SearchConfigError(str(error)) from None
-    unknown = sorted(set(raw) - set(ALLOWED_KEYS))
-    if unknown:
-        raise SearchConfigError(
-            f"{file}: unknown keys {unknown}; allowed: {', '.join(ALLOWED_KEYS)}"
+    return config, chosen
+
+
+def _choose(config: Any, label: str | None) -> Any:
+    from gaea_tune.config import ConfigError
+
+    searches = [m for m in config.methods if m.family == "weight-sharing"]
+    labels = ", ".join(m.label for m in searches) or "none"
+    if config.mode != "live":
+        raise ConfigError(
+            f"mode: {config.mode!r}: a weight-sharing search trains a supernet; allowed: live"
         )
-    for key in ("space", "method"):
-        if key not in raw:
-            raise SearchConfigError(f"{file}: missing required key {key!r}")
-    config = {
-        "name": "gaea-search",
-        "seed": 0,
-        "dataset": {"name": "cifar10-subset"},
-        "resources": {"cpu": 1, "gpu": 0},
-        "search": {},
-        "output_dir": "./gaea-runs",
-        "tracking_uri": None,
-        "artifact_location": None,
-        "max_failures": 1,
-        "budget_device_seconds": None,
-        **raw,
-    }
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key == "epochs":
-            config["search"] = {**(config["search"] or {}), "epochs": value}
-        else:
-            config[key] = value
-    if not isinstance(config["search"], dict):
-        raise SearchConfigError(f"{file}: 'search' must be a mapping of search options")
-    mf = config["max_failures"]
-    if isinstance(mf, bool) or not isinstance(mf, int) or mf < 0:
-        raise SearchConfigError(f"{file}: max_failures must be an int >= 0, got {mf!r}")
-    from gaea_tune.tune._supernet_trainable import split_config
-
-    try:
-        split_config(trainable_config(config))
-    except ValueError as error:
-        raise SearchConfigError(f"{file}: {error}") from None
-    return config
-
-
-def trainable_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The flat config :func:`supernet_trainable` takes."""
-    out = {
-        "space": config["space"],
-        "method": config["method"],
-        "seed": config["seed"],
-        "dataset": config["dataset"],
-        "resources": config["resources"],
-        **config["search"],
-    }
-    if config.get("budget_device_seconds") is not None:
-        out["budget_device_seconds"] = config["budget_device_seconds"]
-    return out
+    if label is not None:
+        found = [m for m in config.methods if m.label == label]
+        if not found or found[0].family != "weight-sharing":
+            raise ConfigError(
+                f"--method: {label!r} is not a weight-sharing method of the config; "
+                f"allowed: {labels}"
+            )
+        return found[0]
+    if len(searches) != 1:
+        raise ConfigError(
+            f"methods: {len(searches)} weight-sharing methods in the config; pick one with "
+            f"--method LABEL; allowed: {labels}"
+        )
+    return searches[0]
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {"output_dir": args.output_dir, "tracking_uri": args.tracking_uri,
-                 "epochs": args.epochs}  # fmt: skip
+    overrides = list(args.overrides)
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={args.output_dir}")
+    if args.tracking_uri is not None:
+        overrides.append(f"tracking_uri={args.tracking_uri}")
     try:
-        config = load_search_config(args.file, overrides)
+        config, method = load_search_config(args.file, overrides, args.method, args.epochs)
     except SearchConfigError as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
         return 2
     from gaea_tune.config import ConfigError
-    from gaea_tune.tracking import Tracker, TrackingError, check_experiment_usable, default_tracking
-    from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
-    from gaea_tune.tune._supernet_trainable import run_search
+    from gaea_tune.tracking import Tracker, TrackingError, check_experiment_usable
+    from gaea_tune.tune._backend import tracking_settings
+    from gaea_tune.tune._live import supernet_config
 
-    workdir = Path(config["output_dir"]).expanduser().resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    if config["tracking_uri"]:
-        uri, artifacts = config["tracking_uri"], config["artifact_location"]
-    else:
-        uri, artifacts = default_tracking(workdir)
-        artifacts = config["artifact_location"] or artifacts
+    seed = config.seeds[0] if args.seed is None else int(args.seed)
+    workdir = Path(config.output_dir).expanduser().resolve()
+    uri, artifacts = tracking_settings(config, workdir)
     try:
-        check_experiment_usable(uri, config["name"])  # a deleted experiment: refused before Ray
-        tracker = Tracker(uri, config["name"], artifacts)
+        check_experiment_usable(uri, config.name)  # a deleted experiment: refused before Ray
+        workdir.mkdir(parents=True, exist_ok=True)
+        tracker = Tracker(uri, config.name, artifacts)
     except (ConfigError, TrackingError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
         return 2
+    trainable = supernet_config(config, method, seed)
+    trainable["budget_device_seconds"] = config.budget_device_seconds  # no stopper: stop here
+    return _search(config, method, seed, trainable, tracker, uri, artifacts, workdir)
+
+
+def _search(
+    config: Any,
+    method: Any,
+    seed: int,
+    trainable: dict[str, Any],
+    tracker: Any,
+    uri: str,
+    artifacts: str | None,
+    workdir: Path,
+) -> int:
+    from gaea_tune._progress import Progress
+    from gaea_tune.resolve import flatten
+    from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
+    from gaea_tune.tune._progress import EpochProgress
+    from gaea_tune.tune._supernet_trainable import run_search
     from gaea_tune.weight_sharing import SearchOptions
 
-    resolved = SearchOptions.from_dict(dict(config["search"])).resolve(
-        config["method"], config["space"]
-    )
-    label = f"{config['method']}-{resolved['formulation']}-seed{config['seed']}"
+    options = {k: v for k, v in trainable.items() if k in SearchOptions._parameter_constraints}
+    resolved = SearchOptions.from_dict(options).resolve(method.method, config.space["name"])
+    label = f"{method.label}-{resolved['formulation']}-seed{seed}"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    key = f"{config['name']}/search/{label}/{stamp}"
+    key = f"{config.name}/search/{label}/{stamp}"
     run_id = tracker.start_run(
         name=label, key=key,
-        tags={"gaea.level": "method", "gaea.method": config["method"], "gaea.family": "weight-sharing"},
+        tags={"gaea.level": "method", "gaea.method": method.label, "gaea.family": method.family},
     )  # fmt: skip
-    tracker.log_params(run_id, {k: v for k, v in config.items() if k != "name"})
-    logger = MLflowTrialLogger(uri, config["name"], artifacts, run_id, key,
-                               tags={"gaea.method": config["method"]})  # fmt: skip
+    tracker.log_params(run_id, flatten(trainable))
+    logger = MLflowTrialLogger(uri, config.name, artifacts, run_id, key,
+                               tags={"gaea.method": method.label})  # fmt: skip
+    bar = Progress(total=trainable.get("epochs"), desc=label, unit="epoch")  # None: from budget
     try:
         results = run_search(
-            trainable_config(config),
+            trainable,
             storage_path=str(workdir / "ray"),
-            name=f"{config['name']}-{label}-{stamp}",
-            callbacks=[logger],
-            max_failures=config["max_failures"],
+            name=f"{config.name}-{label}-{stamp}",
+            callbacks=[logger, EpochProgress(bar)],
+            max_failures=config.max_failures,
         )
     except Exception as error:  # the trial's failure, reported on the run and the console
+        bar.close()
         tracker.set_tags(run_id, {"gaea.failure": str(error)[:4000]})
         tracker.end_run(run_id, "FAILED")
         print(f"gaea-tune: search failed: {error}", file=sys.stderr)
         return 1
+    bar.close()
     _log_outcome(tracker, run_id, results)
     tracker.end_run(run_id, "FINISHED")
     _print_summary(results, tracker.ui_url())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
 
 from gaea_tune.datasets import DATASET_INFO
 from gaea_tune.nb201_table import load_table
@@ -73,3 +74,48 @@ def incumbent_curve(
             value = incumbent["search_signal"]
         curve.append([round(float(event["method_device_seconds"]), 3), float(value)])
     return curve, incumbent
+
+
+@dataclass
+class Outcome:
+    """The result of one method x seed, the same for both backends (live Ray Tune trials and the
+    table): what ``outcome.json`` holds on the method's MLflow run and the report reads back.
+
+    ``curve``: ``[[method_device_seconds, value], ...]`` (see :func:`incumbent_curve`).
+    ``throughput``, ``time_to_first_result_seconds`` and ``retrain`` are live-only extras
+    (absent from :meth:`to_dict` when unset).
+    """
+
+    label: str
+    method: str
+    family: str
+    seed: int
+    budget_device_seconds: float
+    spent_device_seconds: float
+    trials: int
+    genotype: str | None
+    search_signal: float | None
+    ground_truth: dict[str, float] | None
+    ground_truth_column: str | None
+    curve: list[list[float]]
+    failed_trials: dict[str, str] = field(default_factory=dict)
+    status: str = "finished"
+    failure: str | None = None
+    throughput: dict[str, Any] | None = None
+    time_to_first_result_seconds: float | None = None
+    retrain: dict[str, Any] | None = None
+
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("throughput", "time_to_first_result_seconds", "retrain")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``outcome.json``); optional extras only when set."""
+        out = asdict(self)
+        for key in self._OPTIONAL:
+            if out[key] is None:
+                del out[key]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
