@@ -102,12 +102,14 @@ def _parse(argv):
 
 
 def test_command_prints_mean_and_std_per_method_and_dataset(capsys, tmp_path):
-    config = tmp_path / "tab.yaml"
+    config = tmp_path / "tab.yaml"  # the compare dialect (mode: tabular is implied here)
     config.write_text(
-        "seeds: 4\ndatasets: {cifar10: 12000, cifar100: 24000}\n"
+        f"name: tab\noutput_dir: {tmp_path}\ndataset: {{name: cifar10}}\n"
+        "budget: {device_seconds: 12000}\nseeds: 4\n"
         "methods: {random: {}, rea-small: {method: rea, population_size: 5, sample_size: 2}}\n"
     )
-    module, args = _parse([str(config), "--no-ray", "--seeds", "3", "--json", str(tmp_path / "s")])
+    module, args = _parse([str(config), "--no-ray", "--seeds", "3", "--json", str(tmp_path / "s"),
+                           "--datasets", "cifar10", "cifar100"])  # fmt: skip
     assert module.run(args) == 0
     out = capsys.readouterr().out
     expected = summarize(simulate_many("rea", "cifar100", 24000, range(3), population_size=5,
@@ -120,25 +122,34 @@ def test_command_prints_mean_and_std_per_method_and_dataset(capsys, tmp_path):
 
 def test_command_rejects_bad_configs(capsys, tmp_path):
     config = tmp_path / "bad.yaml"
-    config.write_text("seeds: 2\ndatasets: {cifar10: 12000}\nmethods: {anneal: {}}\n")
+    head = f"name: bad\noutput_dir: {tmp_path}\ndataset: {{name: cifar10}}\nseeds: 2\n"
+    config.write_text(head + "budget: {device_seconds: 12000}\nmethods: {anneal: {}}\n")
     module, args = _parse([str(config), "--no-ray"])
     assert module.run(args) == 2
-    assert "method 'anneal' of 'anneal' is unknown" in capsys.readouterr().out
-    config.write_text("seeds: 2\ndatasets: {cifar10: 0}\nmethods: {random: {}}\n")
+    assert "methods: unknown value 'anneal'" in capsys.readouterr().out
+    config.write_text(head + "budget: {device_seconds: 0}\nmethods: {random: {}}\n")
     assert module.run(args) == 2
-    assert "budget of 'cifar10' must be > 0" in capsys.readouterr().out
-    config.write_text("seeds: 2\ndatasets: {cifar10: 100}\nmethods: {random: {}}\n")
+    assert "budget.device_seconds: must be a positive number, got 0" in capsys.readouterr().out
+    config.write_text(head + "budget: {device_seconds: 100}\nmethods: {random: {}}\n")
     module, args = _parse([str(config), "--no-ray", "--methods", "rea"])
     assert module.run(args) == 2
     assert "['rea'] not in the config" in capsys.readouterr().out
+    module, args = _parse([str(config), "--no-ray", "--datasets", "mnist"])
+    assert module.run(args) == 2
+    assert "--datasets: unknown value 'mnist'; allowed: cifar10" in capsys.readouterr().out
+    module, args = _parse([str(config), "--set", "mode=live"])
+    assert module.run(args) == 2
+    assert "mode: 'live': the tabular command runs simulated searches" in capsys.readouterr().out
 
 
 def test_shipped_config_is_valid():
-    from gaea_tune.commands.tabular import load_tabular_config
+    from gaea_tune.commands.tabular import dataset_budgets, load_tabular_config
 
     config = load_tabular_config("tune_configs/nb201_tabular.yaml")
-    assert config["datasets"]["cifar10"] == 12000
-    assert set(config["methods"]) >= {"random", "rea", "bohb"}
+    assert config.dataset["name"] == "cifar10" and config.budget_device_seconds == 12000
+    assert {m.label for m in config.methods} >= {"random", "rea", "bohb"}
+    budgets = dataset_budgets(config, ["cifar10", "cifar100", "ImageNet16-120"])
+    assert budgets == pytest.approx({"cifar10": 12000, "cifar100": 24000, "ImageNet16-120": 72816})
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +162,129 @@ def ray_two_cpus():
 
 
 @pytest.mark.integration
-def test_ray_spreads_seeds_and_matches_the_plain_loop(ray_two_cpus):
-    from gaea_tune.tune._tabular import run_seeds
+def test_ray_spreads_seeds_and_matches_the_plain_loop(ray_two_cpus, monkeypatch):
+    import ray
 
+    from gaea_tune.tune import _tabular
+
+    # One seed probed here, then Ray (already running) takes the rest however cheap they are.
+    monkeypatch.setattr(_tabular, "PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(_tabular, "RAY_RUNNING_PAYS_SECONDS", 0.0)
+    remote_calls = []
+    real_remote = ray.remote
+    monkeypatch.setattr(
+        ray, "remote", lambda *a, **k: remote_calls.append(k) or real_remote(*a, **k)
+    )
     seeds = list(range(9))
-    spread = run_seeds("rea", "cifar10", 12000, seeds, population_size=10, sample_size=3)
+    spread = _tabular.run_seeds("rea", "cifar10", 12000, seeds, population_size=10, sample_size=3)
+    assert remote_calls == [{"num_cpus": 1}]
     plain = simulate_many("rea", "cifar10", 12000, seeds, population_size=10, sample_size=3)
     assert [r.seed for r in spread] == seeds
-    assert [(r.incumbent, r.test_accuracy) for r in spread] == [
-        (r.incumbent, r.test_accuracy) for r in plain
+    assert [(r.incumbent, r.test_accuracy, r.curve) for r in spread] == [
+        (r.incumbent, r.test_accuracy, r.curve) for r in plain
     ]
+
+
+# ---------------------------------------------------------------- speed paths keep the results
+
+
+def _ask_tell(searcher, steps):
+    bench = tabular_benchmark("cifar10")
+    asked = []
+    for _ in range(steps):
+        proposal = searcher.ask()
+        asked.append((str(proposal.genotype), proposal.fidelity))
+        fidelity = proposal.fidelity or 12
+        searcher.tell(proposal, float(bench.signal[fidelity][proposal.genotype.index]))
+    return asked
+
+
+@pytest.mark.parametrize("method", ["bohb", "tpe"])
+def test_a_session_gives_the_same_proposals_and_leaves_the_global_rng_alone(method):
+    from gaea_tune.baselines import make_searcher
+    from search_spaces.nb201 import NB201Space
+
+    options = {"num_samples": 4, "random_fraction": 0.0} if method == "bohb" else {}
+    plain = _ask_tell(make_searcher(method, NB201Space(), 3, **options), 40)
+    np.random.seed(123)
+    outside = np.random.get_state()[1].copy()
+    searcher = make_searcher(method, NB201Space(), 3, **options)
+    with searcher.session():
+        with searcher.session():  # re-entrant
+            first = _ask_tell(searcher, 25)
+        state = searcher.state_dict()
+        rest = _ask_tell(searcher, 15)
+    assert first + rest == plain
+    assert np.array_equal(np.random.get_state()[1], outside)
+    # A state taken inside a session resumes (outside one) where that search stood.
+    resumed = make_searcher(method, NB201Space(), 3, **options)
+    resumed.load_state_dict(state)
+    assert _ask_tell(resumed, 15) == rest
+    assert np.array_equal(np.random.get_state()[1], outside)
+
+
+def test_param_decoder_matches_decode_and_its_errors():
+    from gaea_tune.baselines import decode, encode
+    from gaea_tune.baselines._params import ParamDecoder
+    from search_spaces.nb201 import NB201Space
+
+    space = NB201Space()
+    decoder = ParamDecoder(space, max_cached=2)
+    for text in ("|none~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|none~2|",
+                 "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
+                 "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|none~2|"):  # fmt: skip
+        params = encode(space, text)
+        assert decoder(params) == decode(space, params) == space.parse(text)
+    bad = dict(params, edge_1_0="conv_7x7")
+    with pytest.raises(ValueError, match="parameter 'edge_1_0' got 'conv_7x7'"):
+        decoder(bad)
+    with pytest.raises(ValueError, match=r"parameters \['edge_3_2'\] missing"):
+        decoder({k: v for k, v in params.items() if k != "edge_3_2"})
+
+
+def test_run_seeds_stays_in_process_when_ray_would_not_pay(monkeypatch):
+    import ray
+
+    from gaea_tune.tune import _tabular
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was used although it would not pay")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    monkeypatch.setattr(ray, "remote", no_ray)
+    monkeypatch.setattr(_tabular, "PROBE_SECONDS", 0.0)  # one seed probed, then the estimate
+    monkeypatch.setattr(_tabular, "RAY_START_PAYS_SECONDS", 1e9)
+    monkeypatch.setattr(_tabular, "RAY_RUNNING_PAYS_SECONDS", 1e9)
+    results = _tabular.run_seeds("rea", "cifar10", 12000, [5, 2, 7], population_size=10)
+    plain = simulate_many("rea", "cifar10", 12000, [5, 2, 7], population_size=10)
+    assert [(r.seed, r.incumbent, r.curve) for r in results] == [
+        (r.seed, r.incumbent, r.curve) for r in plain
+    ]
+    with pytest.raises(ValueError, match="chunks_per_cpu must be an integer >= 1, got 0"):
+        _tabular.run_seeds("rea", "cifar10", 12000, [1], chunks_per_cpu=0)
+
+
+def _bench_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_tabular.py"
+    spec = importlib.util.spec_from_file_location("bench_tabular", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("label", "seeds"), [("random", 8), ("rea", 8), ("bohb-paper", 2), ("bohb", 1), ("tpe", 2)]
+)
+def test_the_benchmarks_bare_library_loops_find_our_incumbents(label, seeds):
+    # The speed ratio in scripts/bench_tabular.py is only fair if its bare loops do the same
+    # work: seeded as our searchers seed the libraries, they must end on the same cells.
+    from search_spaces.nb201 import NB201Genotype
+
+    bench = _bench_script()
+    method, options = bench.METHODS[label]
+    ours = simulate_many(method, "cifar10", 12000, range(seeds), **options)
+    bare = bench.bare_loop(label, bench._Table("cifar10"), range(seeds), 12000)
+    assert [NB201Genotype.from_string(r.incumbent).index for r in ours] == bare

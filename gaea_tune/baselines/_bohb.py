@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from gaea_tune._constraints import Boolean, Interval
-from gaea_tune.baselines._params import decode, param_spec
+from gaea_tune.baselines._params import ParamDecoder, param_spec
 from gaea_tune.baselines._searcher import Proposal, Searcher
 
 _QUIET = logging.getLogger("gaea_tune.baselines.hpbandster")
@@ -156,6 +156,27 @@ class BOHBSearcher(Searcher):
         # hpbandster's incumbent: (bracket budget, signal, genotype, fidelity) of the best finite
         # result among the jobs at the largest budget told so far.
         self._top: tuple[float, float, Any, int | None] | None = None
+        self._decode = ParamDecoder(space)
+        self._in_session = False
+
+    # ------------------------------------------------------------------ global RNG
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """NumPy's global RNG holds this searcher's state for the whole block (swapped in and
+        out once, not around every ``get_config``/``new_result``): the same draws as per-call
+        swapping, provided nothing else in the block uses the global RNG."""
+        if self._in_session:
+            yield
+            return
+        with _numpy_global_rng(self._np):
+            self._in_session = True
+            try:
+                yield
+            finally:
+                self._in_session = False
+
+    def _library_call(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._in_session else _numpy_global_rng(self._np)
 
     # ------------------------------------------------------------------ incumbent
     @property
@@ -214,14 +235,14 @@ class BOHBSearcher(Searcher):
         if bracket["queue"]:
             slot = bracket["queue"].pop(0)
         else:
-            with _numpy_global_rng(self._np):
+            with self._library_call():
                 config, _ = self.generator.get_config(budget)
             bracket["configs"].append({k: str(v) for k, v in config.items()})
             bracket["to_sample"] -= 1
             slot = len(bracket["configs"]) - 1
         bracket["running"] += 1
         self._jobs[self._next_id] = (index, slot)
-        return decode(self.space, bracket["configs"][slot]), self._fidelity(budget)
+        return self._decode(bracket["configs"][slot]), self._fidelity(budget)
 
     def _tell(self, proposal: Proposal, signal: float) -> None:
         index, slot = self._jobs.pop(proposal.id)
@@ -232,7 +253,7 @@ class BOHBSearcher(Searcher):
             top = self._top
             if top is None or (budget, signal) > (top[0], top[1]):
                 self._top = (float(budget), float(signal), proposal.genotype, proposal.fidelity)
-        with _numpy_global_rng(self._np):
+        with self._library_call():
             self.generator.new_result(_Job(bracket["configs"][slot], budget, loss))
         bracket["running"] -= 1
         bracket["losses"][slot] = loss
@@ -250,7 +271,8 @@ class BOHBSearcher(Searcher):
     def _state(self) -> dict[str, Any]:
         return {
             "generator": pickle.dumps(self.generator),
-            "np": self._np.get_state(),
+            # Inside a session the searcher's RNG state lives in NumPy's global RNG.
+            "np": np.random.get_state() if self._in_session else self._np.get_state(),
             "iteration": self.iteration,
             "brackets": pickle.dumps(self.brackets),
             "jobs": dict(self._jobs),
@@ -259,7 +281,10 @@ class BOHBSearcher(Searcher):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.generator = pickle.loads(state["generator"])
-        self._np.set_state(state["np"])
+        if self._in_session:
+            np.random.set_state(state["np"])
+        else:
+            self._np.set_state(state["np"])
         self.iteration = int(state["iteration"])
         self.brackets = pickle.loads(state["brackets"])
         self._jobs = {int(k): tuple(v) for k, v in state["jobs"].items()}

@@ -47,3 +47,26 @@ def encode(space: Any, genotype: Any) -> dict[str, str]:
         genotype = space.parse(genotype)
     _space_name(space)
     return space.encode_params(genotype)
+
+
+class ParamDecoder:
+    """:func:`decode` for one space, with the spec built once and the genotype of every distinct
+    parameter dict kept (a search asks for the same cells again and again); same results and
+    errors as :func:`decode`."""
+
+    def __init__(self, space: Any, max_cached: int = 65_536) -> None:
+        _space_name(space)
+        self.space = space
+        self._names = tuple(name for name, _ in param_spec(space))
+        self._max_cached = int(max_cached)
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        key = tuple(params.get(name) for name in self._names)
+        genotype = self._cache.get(key)
+        if genotype is None:
+            genotype = decode(self.space, params)
+            if len(self._cache) >= self._max_cached:
+                self._cache.clear()
+            self._cache[key] = genotype
+        return genotype

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -107,6 +109,15 @@ class Searcher(ABC):
     @property
     def pending(self) -> list[Proposal]:
         return list(self._pending.values())
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """A block of back-to-back asks and tells (a simulated search): a searcher that must
+        swap process-wide state around every library call (NumPy's global RNG for hpbandster,
+        Optuna's log level) swaps it once for the whole block instead. Inside the block nothing
+        else may use that state; outside it, every call leaves it as it found it. Re-entrant;
+        results are the same with or without it."""
+        yield
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this searcher stands."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -46,6 +46,7 @@ class TabularResult:
     # (simulated seconds, ground truth of the incumbent) each time the incumbent changes.
     curve: list[tuple[float, float]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the search's process (less load-sensitive than wall)
 
 
 class TabularBenchmark:
@@ -66,6 +67,10 @@ class TabularBenchmark:
         self.epoch_seconds = (
             table.column("cifar10_valid_epoch_seconds") * EPOCH_COST_FACTOR[dataset]
         )
+        # The same values as Python lists of floats, for the scalar look-ups of a search loop.
+        self.signal_lists = {f: values.tolist() for f, values in self.signal.items()}
+        self.cost_list = self.epoch_seconds.tolist()
+        self.truth_list = self.truth.tolist()
 
     def check_fidelity(self, fidelity: int | None) -> int:
         fidelity = 12 if fidelity is None else int(fidelity)
@@ -75,6 +80,15 @@ class TabularBenchmark:
                 f"got a request for {fidelity}"
             )
         return fidelity
+
+
+@lru_cache(maxsize=1)
+def nb201_index_of_ops() -> dict[tuple[str, ...], int]:
+    """Official NB201 index of every cell, keyed by its ops tuple (one dict look-up in place of
+    ``NB201Genotype.index``'s op-by-op encoding; built once per process)."""
+    from search_spaces.nb201 import all_genotypes
+
+    return {genotype.ops: index for index, genotype in enumerate(all_genotypes())}
 
 
 @lru_cache(maxsize=len(TABULAR_DATASETS))
@@ -103,49 +117,89 @@ def tabular_options(method: str, options: dict[str, Any] | None = None) -> dict[
     return base
 
 
-def _rank(searcher: Any, proposal: Any, fidelity: int) -> float:
-    """What orders results before their signal when picking the incumbent: the bracket budget of
-    a BOHB job (hpbandster's rule), else the epochs. Read while ``proposal`` is pending."""
-    budget_of = getattr(searcher, "budget_of", None)
-    return float(budget_of(proposal)) if budget_of is not None else float(fidelity)
+def _searchers(
+    method: str, dataset: str, budget_seconds: float, options: dict[str, Any]
+) -> tuple[TabularBenchmark, Callable[[int], Any]]:
+    """Everything a method's searches on ``dataset`` share, checked once: the benchmark and a
+    function ``seed -> new searcher`` (the searcher :func:`make_searcher` would build)."""
+    if not (isinstance(budget_seconds, (int, float)) and budget_seconds > 0):
+        raise ValueError(f"budget_seconds must be > 0, got {budget_seconds!r}")
+    from search_spaces.nb201 import NB201Space
+
+    bench = tabular_benchmark(dataset)
+    checked = tabular_options(method, options)
+    space = NB201Space()
+    cls = SEARCHERS[method]
+    checked_names: list[bool] = []
+
+    def new(seed: int) -> Any:
+        if checked_names:  # same options, already accepted by make_searcher
+            return cls(space, seed, **checked)
+        searcher = make_searcher(method, space, seed, **checked)
+        checked_names.append(True)
+        return searcher
+
+    return bench, new
 
 
 def simulate(
     method: str, dataset: str, budget_seconds: float, seed: int, **options: Any
 ) -> TabularResult:
     """One simulated search of ``method`` on the NB201 table of ``dataset``."""
-    if not (isinstance(budget_seconds, (int, float)) and budget_seconds > 0):
-        raise ValueError(f"budget_seconds must be > 0, got {budget_seconds!r}")
-    from search_spaces.nb201 import NB201Space
+    bench, new_searcher = _searchers(method, dataset, budget_seconds, options)
+    return _search(method, bench, budget_seconds, seed, new_searcher)
 
-    bench = tabular_benchmark(dataset)
-    start = time.perf_counter()
-    searcher = make_searcher(method, NB201Space(), seed, **tabular_options(method, options))
-    signals, costs, truth = bench.signal, bench.epoch_seconds, bench.truth
+
+def simulate_many(
+    method: str, dataset: str, budget_seconds: float, seeds: Iterable[int], **options: Any
+) -> list[TabularResult]:
+    """``simulate`` for every seed, in order (what one worker runs); options checked once."""
+    bench, new_searcher = _searchers(method, dataset, budget_seconds, options)
+    return [_search(method, bench, budget_seconds, int(s), new_searcher) for s in seeds]
+
+
+def _search(
+    method: str,
+    bench: TabularBenchmark,
+    budget_seconds: float,
+    seed: int,
+    new_searcher: Callable[[int], Any],
+) -> TabularResult:
+    start, start_cpu = time.perf_counter(), time.process_time()
+    searcher = new_searcher(seed)
     spent = 0.0
     evaluations = 0
     best_key = (-math.inf, -math.inf)  # (rank, signal)
     best_index = -1
     best_fidelity = 0
     curve: list[tuple[float, float]] = []
-    while True:
-        proposal = searcher.ask()
-        index = proposal.genotype.index
-        fidelity = bench.check_fidelity(proposal.fidelity)
-        cost = fidelity * costs[index]
-        if spent + cost > budget_seconds:
-            break
-        spent += cost
-        signal = float(signals[fidelity][index])
-        rank = _rank(searcher, proposal, fidelity)
-        searcher.tell(proposal, signal)
-        evaluations += 1
-        if (rank, signal) > best_key:
-            best_key = (rank, signal)
-            best_fidelity = fidelity
-            if index != best_index:
-                best_index = index
-                curve.append((spent, float(truth[index])))
+    # Python lists: a scalar look-up in a list is several times cheaper than in an array.
+    signals, costs, truth = bench.signal_lists, bench.cost_list, bench.truth_list
+    index_of = nb201_index_of_ops()
+    budget_of = getattr(searcher, "budget_of", None)
+    with searcher.session():
+        while True:
+            proposal = searcher.ask()
+            index = index_of[proposal.genotype.ops]
+            fidelity = 12 if proposal.fidelity is None else proposal.fidelity
+            if fidelity not in signals:
+                fidelity = bench.check_fidelity(fidelity)
+            cost = fidelity * costs[index]
+            if spent + cost > budget_seconds:
+                break
+            spent += cost
+            signal = signals[fidelity][index]
+            # What orders results before their signal when picking the incumbent: the bracket
+            # budget of a BOHB job (hpbandster's rule), else the epochs; read while pending.
+            rank = float(fidelity) if budget_of is None else float(budget_of(proposal))
+            searcher.tell(proposal, signal)
+            evaluations += 1
+            if (rank, signal) > best_key:
+                best_key = (rank, signal)
+                best_fidelity = fidelity
+                if index != best_index:
+                    best_index = index
+                    curve.append((spent, truth[index]))
     if best_index < 0:
         raise ValueError(
             f"budget_seconds={budget_seconds!r} is too small for a single evaluation "
@@ -155,7 +209,7 @@ def simulate(
 
     return TabularResult(
         method=method,
-        dataset=dataset,
+        dataset=bench.dataset,
         seed=int(seed),
         budget=float(budget_seconds),
         incumbent=str(NB201Genotype.from_index(best_index)),
@@ -166,18 +220,13 @@ def simulate(
         evaluations=evaluations,
         curve=curve,
         wall_seconds=time.perf_counter() - start,
+        cpu_seconds=time.process_time() - start_cpu,
     )
 
 
-def simulate_many(
-    method: str, dataset: str, budget_seconds: float, seeds: Iterable[int], **options: Any
-) -> list[TabularResult]:
-    """Plain loop over seeds (what one worker runs)."""
-    return [simulate(method, dataset, budget_seconds, int(s), **options) for s in seeds]
-
-
 def summarize(results: Sequence[TabularResult]) -> dict[str, float]:
-    """Mean and std (ddof 0) of the final ground truth, plus mean evaluations and wall time."""
+    """Mean and std (ddof 0) of the final ground truth, plus mean evaluations and the total
+    wall and CPU seconds of the searches."""
     if not results:
         raise ValueError("summarize needs at least one result, got none")
     accuracy = np.array([r.test_accuracy for r in results])
@@ -187,4 +236,5 @@ def summarize(results: Sequence[TabularResult]) -> dict[str, float]:
         "std": float(accuracy.std()),
         "evaluations": float(np.mean([r.evaluations for r in results])),
         "search_wall_seconds": float(np.sum([r.wall_seconds for r in results])),
+        "search_cpu_seconds": float(np.sum([r.cpu_seconds for r in results])),
     }

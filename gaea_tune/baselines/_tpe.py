@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from gaea_tune._constraints import Boolean, Interval
-from gaea_tune.baselines._params import decode, param_spec
+from gaea_tune.baselines._params import ParamDecoder, param_spec
 from gaea_tune.baselines._searcher import Proposal, Searcher
 
 
@@ -70,18 +70,37 @@ class TPESearcher(Searcher):
             for name, choices in param_spec(space, exclude_none)
         }
         self._trials: dict[int, int] = {}  # proposal id -> optuna trial number
+        self._decode = ParamDecoder(space)
+        self._in_session = False
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Optuna quiet for the whole block (its log level is set, which clears every logger's
+        cache, once rather than around every ask and tell)."""
+        if self._in_session:
+            yield
+            return
+        with _quiet():
+            self._in_session = True
+            try:
+                yield
+            finally:
+                self._in_session = False
+
+    def _library_call(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._in_session else _quiet()
 
     def _ask(self) -> tuple[Any, int | None]:
-        with _quiet():
+        with self._library_call():
             trial = self.study.ask(self.distributions)
         self._trials[self._next_id] = trial.number
-        return decode(self.space, trial.params), self.fidelity
+        return self._decode(trial.params), self.fidelity
 
     def _tell(self, proposal: Proposal, signal: float) -> None:
         import optuna
 
         number = self._trials.pop(proposal.id)
-        with _quiet():
+        with self._library_call():
             if signal == signal:
                 self.study.tell(number, float(signal))
             else:

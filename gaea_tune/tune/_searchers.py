@@ -20,8 +20,11 @@ from ray.tune.search.bohb import TuneBOHB
 
 from gaea_tune.baselines import Proposal, Searcher, make_searcher, param_spec, searcher_options
 from gaea_tune.baselines._options import LIVE_BOHB_ETA
+from gaea_tune.registry import STANDALONE_METHODS
 
-LIVE_METHODS = ("random", "rea", "bohb", "tpe")
+# Every standalone method of the registry runs live: BOHB and TPE through their libraries' Tune
+# searchers, any other through the ask/tell adapter around its Ray-free searcher.
+LIVE_METHODS = STANDALONE_METHODS
 _BOHB_CONFIG_KEYS = (
     "num_samples",
     "random_fraction",
@@ -281,11 +284,6 @@ def make_tune_components(
         raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
     options = dict(options or {})
     param_space: dict[str, Any] = {"space": space.name}
-    if method in ("random", "rea"):
-        allowed = tuple(k for k in searcher_options(method) if k != "fidelity")
-        search = _split_options(method, options, allowed)
-        searcher = make_searcher(method, space, seed, **search)
-        return param_space, AskTellSearcher(searcher), None
     if method == "bohb":
         allowed = ("reduction_factor", "exclude_none", *_BOHB_CONFIG_KEYS)
         search = _split_options(method, options, allowed)
@@ -299,14 +297,22 @@ def make_tune_components(
         )
         search_alg = BOHBSearch(scheduler, bohb_config=bohb_config or None, seed=seed)
         return param_space, search_alg, scheduler
-    from optuna.samplers import TPESampler
-    from ray.tune.search.optuna import OptunaSearch
+    if method == "tpe":
+        from optuna.samplers import TPESampler
+        from ray.tune.search.optuna import OptunaSearch
 
-    search = _split_options(method, options, ("n_startup_trials", "multivariate", "exclude_none"))
-    param_space.update(_choices(space, bool(search.pop("exclude_none", False))))
-    sampler_kwargs: dict[str, Any] = {"seed": seed}
-    if "n_startup_trials" in search:
-        sampler_kwargs["n_startup_trials"] = int(search["n_startup_trials"])
-    if "multivariate" in search:
-        sampler_kwargs["multivariate"] = bool(search["multivariate"])
-    return param_space, OptunaSearch(sampler=TPESampler(**sampler_kwargs)), None
+        search = _split_options(
+            method, options, ("n_startup_trials", "multivariate", "exclude_none")
+        )
+        param_space.update(_choices(space, bool(search.pop("exclude_none", False))))
+        sampler_kwargs: dict[str, Any] = {"seed": seed}
+        if "n_startup_trials" in search:
+            sampler_kwargs["n_startup_trials"] = int(search["n_startup_trials"])
+        if "multivariate" in search:
+            sampler_kwargs["multivariate"] = bool(search["multivariate"])
+        return param_space, OptunaSearch(sampler=TPESampler(**sampler_kwargs)), None
+    # random, rea and any other registered searcher: its own ask/tell loop
+    allowed = tuple(k for k in searcher_options(method) if k != "fidelity")
+    search = _split_options(method, options, allowed)
+    searcher = make_searcher(method, space, seed, **search)
+    return param_space, AskTellSearcher(searcher), None
