@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from search_spaces._base import ArchWeights
+import numpy as np
+
 from search_spaces.nb201 import _genotype
 from search_spaces.nb201._genotype import EDGES, NUM_EDGES, OPS, NB201Genotype
-from search_spaces.nb201._networks import NB201Network, NB201Supernet
+
+if TYPE_CHECKING:  # torch loads only with the first network or weights (not for table look-ups)
+    from search_spaces._base import ArchWeights
+    from search_spaces.nb201._networks import NB201Network, NB201Supernet
 
 
 class NB201Space:
@@ -61,6 +64,8 @@ class NB201Space:
         """The cell taking, on every edge, the op with the largest weight."""
         if "cell" not in weights:
             raise ValueError(f"NB201 weights need key 'cell', got keys {list(weights)!r}")
+        import torch
+
         w = torch.as_tensor(weights["cell"]).detach()
         if tuple(w.shape) != (NUM_EDGES, len(ops)):
             raise ValueError(
@@ -72,9 +77,13 @@ class NB201Space:
     def build_supernet(
         self, C: int, N: int, num_classes: int, exclude_none: bool, partial_k: int = 1
     ) -> NB201Supernet:
+        from search_spaces.nb201._networks import NB201Supernet
+
         return NB201Supernet(C, N, num_classes, self.candidate_ops(exclude_none), partial_k)
 
     def build_network(
         self, genotype: NB201Genotype | str, C: int, N: int, num_classes: int
     ) -> NB201Network:
+        from search_spaces.nb201._networks import NB201Network
+
         return NB201Network(genotype, C, N, num_classes)
