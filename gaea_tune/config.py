@@ -24,6 +24,7 @@ from ruamel.yaml.util import RegExp
 
 from gaea_tune._constraints import OptionError
 from gaea_tune.datasets import DATASETS, search_signal_error
+from gaea_tune.datasets import TABULAR_DATASETS as _TABULAR_DATASETS
 from gaea_tune.protocols import resolve_retrain
 from gaea_tune.registry import (
     METHODS as METHOD_REGISTRY,
@@ -39,7 +40,7 @@ from search_spaces import SPACE_NAMES
 SPACES = SPACE_NAMES  # the catalogue in search_spaces (read without importing torch)
 
 MODES = ("live", "tabular")
-TABULAR_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+TABULAR_DATASETS = _TABULAR_DATASETS  # gaea_tune.datasets: entries with ``tabular=True``
 METHODS = WEIGHT_SHARING_METHODS + STANDALONE_METHODS
 
 

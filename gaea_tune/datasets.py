@@ -64,6 +64,10 @@ class DatasetInfo:
     ``ground_truth``: the NB201 table columns that hold a cell's ground truth on this dataset,
     the headline first (empty: the table has none). ``default_valid_fraction``: set only for a
     dataset whose train/valid split is seeded (then ``valid_fraction`` may change it).
+    ``table_signals``: the NB201 table's validation columns at 12 and 200 epochs that a tabular
+    search on this dataset reads as its signal (empty: no tabular search), ``table_epoch_cost``
+    the cost of one of its epochs relative to cifar10-valid as NB201 records it, and
+    ``tabular``: whether ``mode: tabular`` (and table-backed trials) offer it by this name.
     """
 
     name: str
@@ -80,6 +84,9 @@ class DatasetInfo:
     ground_truth: tuple[str, ...] = ()
     default_valid_fraction: float | None = None
     no_signal: str | None = None
+    table_signals: tuple[str, ...] = ()
+    table_epoch_cost: float | None = None
+    tabular: bool = False
 
     def source(self, which: str) -> SplitSource | None:
         """The :class:`SplitSource` of split ``which`` (None: the dataset has no such split)."""
@@ -126,6 +133,8 @@ _REGISTRY = (
         # Headline: the cell trained on all 50k and tested on the test set, the number the
         # papers report; beside it the same cell trained on the 25k train half only.
         ground_truth=("cifar10_test_200", "cifar10_valid_test_200"),
+        table_signals=("cifar10_valid_val_12", "cifar10_valid_val_200"),
+        table_epoch_cost=1.0,
     ),
     DatasetInfo(
         name="cifar10",
@@ -144,6 +153,10 @@ _REGISTRY = (
             "so it has no validation split; search on 'cifar10-valid' (NB201's fixed 25k/25k "
             "split of the training set) instead"
         ),
+        # a tabular search "on cifar10" ranks by cifar10-valid's validation accuracy, as in NB201
+        table_signals=("cifar10_valid_val_12", "cifar10_valid_val_200"),
+        table_epoch_cost=1.0,
+        tabular=True,
     ),
     DatasetInfo(
         name="cifar100",
@@ -158,6 +171,9 @@ _REGISTRY = (
         test=SplitSource("test", index_key="xtest"),
         index_file="cifar100-test-split.txt.gz",
         ground_truth=("cifar100_test_200",),
+        table_signals=("cifar100_val_12", "cifar100_val_200"),
+        table_epoch_cost=2.0,
+        tabular=True,
     ),
     DatasetInfo(
         name="ImageNet16-120",
@@ -172,12 +188,20 @@ _REGISTRY = (
         test=SplitSource("test", index_key="xtest"),
         index_file="imagenet-16-120-test-split.txt.gz",
         ground_truth=("imagenet16_test_200",),
+        table_signals=("imagenet16_val_12", "imagenet16_val_200"),
+        table_epoch_cost=6.068,
+        tabular=True,
     ),
 )
 
 DATASET_INFO: Mapping[str, DatasetInfo] = MappingProxyType({i.name: i for i in _REGISTRY})
 
 DATASETS: tuple[str, ...] = tuple(DATASET_INFO)
+# The training lengths (epochs) the NB201 table records for every cell: a tabular search's
+# fidelities.
+TABLE_FIDELITIES: tuple[int, ...] = (12, 200)
+# Datasets a tabular search (``mode: tabular``, ``dataset.simulate: table``) may name.
+TABULAR_DATASETS: tuple[str, ...] = tuple(i.name for i in _REGISTRY if i.tabular)
 
 
 def dataset_info(name: str) -> DatasetInfo:

@@ -11,20 +11,14 @@ import pandas as pd
 from gaea_tune.datasets import DATASET_INFO
 from search_spaces.nb201 import NB201Genotype
 
-DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
-# Cost of one training epoch relative to cifar10-valid, as NB201 records it.
-EPOCH_COST_FACTOR = {"cifar10-valid": 1.0, "cifar10": 1.0, "cifar100": 2.0, "ImageNet16-120": 6.068}
-# (search signal column at 12 epochs, ground-truth column at 200 epochs) per dataset.
-# Dataset of a tabular search -> (12-epoch signal, 200-epoch signal, ground truth); the ground
-# truth is the dataset registry's headline column (gaea_tune.datasets).
+# Datasets the table has search signals for (gaea_tune.datasets: table_signals), each with the
+# cost of one epoch relative to cifar10-valid and (12-epoch signal, 200-epoch signal, ground
+# truth) columns; the ground truth is the dataset's headline column.
+DATASETS = tuple(name for name, info in DATASET_INFO.items() if info.table_signals)
+EPOCH_COST_FACTOR = {name: float(DATASET_INFO[name].table_epoch_cost) for name in DATASETS}
 SEARCH_COLUMNS = {
-    name: (*signals, DATASET_INFO[name].ground_truth[0])
-    for name, signals in {
-        "cifar10-valid": ("cifar10_valid_val_12", "cifar10_valid_val_200"),
-        "cifar10": ("cifar10_valid_val_12", "cifar10_valid_val_200"),
-        "cifar100": ("cifar100_val_12", "cifar100_val_200"),
-        "ImageNet16-120": ("imagenet16_val_12", "imagenet16_val_200"),
-    }.items()
+    name: (*DATASET_INFO[name].table_signals, DATASET_INFO[name].ground_truth[0])
+    for name in DATASETS
 }
 
 

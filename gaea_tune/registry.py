@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gaea_tune._constraints import OptionError
+from gaea_tune.datasets import TABLE_FIDELITIES
 
 WEIGHT_SHARING = "weight-sharing"
 STANDALONE = "standalone"
@@ -21,7 +22,6 @@ SIMULATE = ("table",)
 # What a table-backed trial consumes: the fidelities the NB201 table records (a trial's
 # ``epochs`` is one of them) and, for the runner, how many trials run at once. The other
 # training keys (batch size, lr, ...) mean nothing without training and are refused.
-TABLE_FIDELITIES = (12, 200)
 TABLE_TRIAL_KEYS = ("epochs", "max_concurrent")
 
 

@@ -23,10 +23,7 @@ import numpy as np
 
 from gaea_tune.baselines._bohb import PAPER_BOHB
 from gaea_tune.baselines._registry import SEARCHERS, make_searcher
-
-# Datasets of the tabular mode and how the table's search columns are named for them.
-TABULAR_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
-TABLE_FIDELITIES = (12, 200)
+from gaea_tune.datasets import TABLE_FIDELITIES, TABULAR_DATASETS
 
 
 @dataclass(frozen=True)
