@@ -30,6 +30,18 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(batch, channels, height, width)
 
 
+def _weighted_sum(x: torch.Tensor, weights: torch.Tensor, ops: nn.ModuleList) -> torch.Tensor:
+    """``sum(w * op(x))`` in op order, without the ``0 + ...`` that Python's ``sum`` starts with
+    (one full-size add and buffer fewer per edge; the same values)."""
+    total: torch.Tensor | None = None
+    for w, op in zip(weights, ops):
+        term = w * op(x)
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("a mixed op needs at least one candidate op")
+    return total
+
+
 class MixedOp(nn.Module):
     """Candidate ops on one edge; ``forward(x, weights, mode)`` mixes them."""
 
@@ -43,7 +55,7 @@ class MixedOp(nn.Module):
         self, x: torch.Tensor, weights: torch.Tensor, mode: str = "weighted"
     ) -> torch.Tensor:
         if mode == "weighted":
-            return sum(w * op(x) for w, op in zip(weights, self.candidates))
+            return _weighted_sum(x, weights, self.candidates)
         if mode in ("hard", "single"):
             index = int(weights.argmax())
             out = self.candidates[index](x)
@@ -56,7 +68,7 @@ class MixedOp(nn.Module):
         k = self.partial_k
         active = x.shape[1] // k
         x_active, x_bypass = x[:, :active], x[:, active:]
-        mixed = sum(w * op(x_active) for w, op in zip(weights, self.candidates))
+        mixed = _weighted_sum(x_active, weights, self.candidates)
         if k == 1:  # every channel goes through the ops; nothing bypasses them
             return mixed
         if self.stride > 1:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+CHECK_EVERY = 50  # batches between host-side finiteness checks of the loss on accelerators
+
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss: the evaluation failed."""
@@ -104,9 +106,18 @@ class StandaloneTraining:
         self.network.train()
         if self.drop_path:  # raised linearly over training, as quark0/darts cnn/train.py does
             self.network.drop_path_prob = self.drop_path * self.epoch / self.epochs
-        total_loss, correct, seen = 0.0, 0, 0
+        # on an accelerator the step runs without host syncs: the loss and accuracy add up on
+        # the device, and the finiteness of the loss is checked every CHECK_EVERY batches and
+        # at the end of the epoch; on the CPU (where a sync costs nothing) after every batch,
+        # before the optimiser steps on it
+        check_every = 1 if self.device.type == "cpu" else CHECK_EVERY
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        finite: torch.Tensor | None = None
+        first_unchecked, seen = 0, 0
         for batch, (x, y) in enumerate(self.train_loader):
-            x = self._layout(x)
+            x = self._layout(x.to(self.device, non_blocking=True))
+            y = y.to(self.device, non_blocking=True)
             with self._autocast():
                 if self.auxiliary_weight:
                     logits, aux_logits = self.network.forward_with_aux(x)
@@ -116,27 +127,42 @@ class StandaloneTraining:
                 else:
                     logits = self.network(x)
                     loss = self.loss_fn(logits.float(), y)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"non-finite training loss {value} at epoch {self.epoch + 1}, batch {batch} "
-                    f"of {self.label or 'the network'}: the evaluation failed"
-                )
+            value = loss.detach()
+            if check_every == 1:
+                if not math.isfinite(float(value)):
+                    self._non_finite(float(value), f"batch {batch}")
+            else:
+                ok = torch.isfinite(value)
+                finite = ok if finite is None else finite & ok
+                if (batch + 1) % check_every == 0:
+                    if not bool(finite):
+                        self._non_finite(None, f"batches {first_unchecked}-{batch}")
+                    finite, first_unchecked = None, batch + 1
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
             self.optimizer.step()
-            total_loss += value * len(y)
-            correct += int((logits.detach().argmax(1) == y).sum())
+            loss_sum += value.double() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
+        if finite is not None and not bool(finite):
+            self._non_finite(None, f"batches {first_unchecked}-{batch}")
+        total_loss = float(loss_sum)
         self.scheduler.step()
         self.epoch += 1
         return {
             "train_loss": total_loss / max(seen, 1),
-            "train_acc": 100.0 * correct / max(seen, 1),
+            "train_acc": 100.0 * int(correct) / max(seen, 1),
             "train_images": seen,
         }
+
+    def _non_finite(self, value: float | None, where: str) -> None:
+        shown = "" if value is None else f" {value}"
+        raise NonFiniteLossError(
+            f"non-finite training loss{shown} at epoch {self.epoch + 1}, {where} "
+            f"of {self.label or 'the network'}: the evaluation failed"
+        )
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

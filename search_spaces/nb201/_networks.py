@@ -25,6 +25,51 @@ _NODE_INPUTS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
 )
 
 
+def _relu_tail(op: nn.Module) -> list[nn.Module] | None:
+    """The layers after ``op``'s leading out-of-place ReLU (a ReLU-Conv-BN op), else ``None``.
+
+    Every ReLU-Conv-BN op reading the same node computes the same ``relu(node)``; the cells
+    compute it once per node and run only the op's remaining layers on it. The values and
+    gradients are those of running each op whole (the ReLU's backward is a 0/1 mask, so
+    masking the summed gradient equals summing the masked ones); the cells save one ReLU
+    output per node for the backward pass instead of one per op, and skip the repeated ReLUs.
+    """
+    if isinstance(op, nn.Sequential) and len(op) > 1:
+        first = op[0]
+        if type(first) is nn.ReLU and not first.inplace:
+            return list(op)[1:]
+    return None
+
+
+def _run_tail(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+class _SharedReLU:
+    """``relu(node)`` per node of one cell's forward, computed on first use."""
+
+    __slots__ = ("nodes", "cache")
+
+    def __init__(self, nodes: list[torch.Tensor]) -> None:
+        self.nodes = nodes
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __call__(self, source: int) -> torch.Tensor:
+        out = self.cache.get(source)
+        if out is None:
+            out = self.cache[source] = F.relu(self.nodes[source])
+        return out
+
+    def apply(self, op: nn.Module, source: int) -> torch.Tensor:
+        """``op(nodes[source])``, sharing the ReLU of a ReLU-Conv-BN op."""
+        tail = _relu_tail(op)
+        if tail is None:
+            return op(self.nodes[source])
+        return _run_tail(tail, self(source))
+
+
 def _check_sizes(C: int, N: int, num_classes: int) -> None:
     for name, value in (("C", C), ("N", N), ("num_classes", num_classes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -88,11 +133,12 @@ class _InferCell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
+        relu = _SharedReLU(nodes)
         for kept in self._inputs:
             if kept:
-                total = self.edges[kept[0][0]](nodes[kept[0][1]])
+                total = relu.apply(self.edges[kept[0][0]], kept[0][1])
                 for k, source in kept[1:]:
-                    total = total + self.edges[k](nodes[source])
+                    total = total + relu.apply(self.edges[k], source)
             else:
                 total = torch.zeros_like(x)
             nodes.append(total)
@@ -152,11 +198,19 @@ class _SearchCell(nn.Module):
         offsets: tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         nodes = [x]
+        relu = _SharedReLU(nodes)
         for node_inputs in _NODE_INPUTS:
             total: torch.Tensor | None = None
             for e, source in node_inputs:
                 edge: MixedOp = self.edges[e]  # type: ignore[assignment]
-                if chosen is None:
+                if chosen is None and mode == "weighted":
+                    # MixedOp's weighted sum, the ReLUs of the ReLU-Conv-BN ops shared per node
+                    row = rows[e]  # type: ignore[index]
+                    out = None
+                    for w, op in zip(row, edge.candidates):
+                        term = w * relu.apply(op, source)
+                        out = term if out is None else out + term
+                elif chosen is None:
                     out = edge(nodes[source], rows[e], mode)  # type: ignore[index]
                 else:  # hard / single: the op index was computed once for all cells
                     out = edge.candidates[chosen[e]](nodes[source])

@@ -1,0 +1,389 @@
+"""Throughput and peak memory of standalone training steps on synthetic data.
+
+The network is the standalone NB201 network of the best CIFAR-10 cell (the arch string with the
+highest ``cifar10_test_200`` in the bundled table), built as NB201 trains it: C=16, N=5,
+10 classes (1,073,466 parameters). A step is one batch of
+:meth:`gaea_tune.baselines._train.StandaloneTraining.train_epoch` (forward, cross-entropy,
+the host-side finiteness check of the loss, backward, SGD with Nesterov momentum), on random
+32x32 images prepared on the device up front, so the timing covers the training step only.
+
+Settings: batch 64 and batch 256 (``--quick``: C=8, N=1, batch 16, a few steps). Numerics
+(``--variants``): ``fp32`` (float32, NCHW), ``bf16-cl`` (bfloat16 autocast, channels_last),
+also ``bf16`` and ``fp32-cl``; ``comparison`` is the device's comparison-level numerics,
+``bf16-cl`` on CUDA and ``fp32`` on CPU (channels_last on CPU can reach oneDNN's faulty
+weight-gradient kernel for small strided 1x1 convs, so CPU runs stay NCHW unless asked).
+Default: ``fp32,comparison`` (on CPU that is ``fp32`` alone).
+
+Every measurement runs in a fresh subprocess (this script in worker mode), and the repeats are
+interleaved across settings (A B A B A B, not A A A B B B), so drift of the machine spreads over
+all settings; the table gives the median and the spread (min-max) of the repeats. Peak memory:
+on CUDA ``torch.cuda.max_memory_allocated`` over the timed steps; on CPU the process's peak
+resident set (``getrusage`` maxrss) minus its resident set before the network was built.
+
+``--reference-dir PATH`` (a folder holding a checkout of D-X-Y/AutoDL-Projects; nothing of
+theirs is copied into this repository) also trains AutoDL's ``TinyNetwork`` of the same cell with
+their NB201 training loop (xautodl/procedures/funcs_nasbench.py ``procedure``, the optimiser and
+schedule of ``get_optim_scheduler`` with the 200-epoch NB201 hyper-parameters), fp32 NCHW, on the
+same batches, interleaved with ours, and prints ours/theirs for images/s, img/cpu-s (images per
+second of the process's CPU time) and peak memory.
+
+    python scripts/bench_standalone.py                         # CPU, 2 threads, 3 repeats
+    python scripts/bench_standalone.py --reference-dir /tmp/refs       # vs AutoDL's code
+    python scripts/bench_standalone.py --device cuda --steps 100 --json standalone.json
+    python scripts/bench_standalone.py --quick --repeats 1     # smoke test, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from bench_supernet import (
+    current_rss_bytes,
+    interleaved,
+    peak_rss_bytes,
+    prime_torch,
+    print_ratios,
+    print_table,
+    ratios,
+    resolve_variants,
+    run_worker,
+    summarise,
+)
+
+SETTINGS = {
+    "b64": {"C": 16, "N": 5, "batch_size": 64, "resolution": 32},
+    "b256": {"C": 16, "N": 5, "batch_size": 256, "resolution": 32},
+    "quick": {"C": 8, "N": 1, "batch_size": 16, "resolution": 32},
+}
+DEFAULT_SETTINGS = "b64,b256"
+# variant -> (bfloat16 autocast, channels_last)
+VARIANTS = {
+    "fp32": (False, False),
+    "fp32-cl": (False, True),
+    "bf16": (True, False),
+    "bf16-cl": (True, True),
+}
+VARIANT_LABELS = {
+    "fp32": "fp32 NCHW",
+    "fp32-cl": "fp32 channels_last",
+    "bf16": "bf16 autocast NCHW",
+    "bf16-cl": "bf16 autocast channels_last",
+}
+NUM_CLASSES = 10
+IMPL_LABELS = {"ours": "gaea-tune", "autodl": "AutoDL TinyNetwork (ref)"}
+QUICK_STEPS, QUICK_WARMUP = 3, 1
+
+
+def best_cifar10_arch() -> str:
+    """The NB201 cell with the highest ``cifar10_test_200`` in the bundled table."""
+    from gaea_tune.nb201_table import load_table
+
+    genotype, _ = load_table().best("cifar10_test_200")
+    return str(genotype)
+
+
+class _PreparedBatches:
+    """Stand-in for the data splits StandaloneTraining asks for: its loaders are prepared
+    batches (random images already on the device), so the timing covers training steps only."""
+
+    def __init__(self, batches: list[tuple[Any, Any]]) -> None:
+        self.batches = batches
+
+    def loader(self, which: str, batch_size: int, **_: Any) -> list[tuple[Any, Any]]:
+        return list(self.batches)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    import gc
+
+    import torch
+
+    from gaea_tune.baselines._train import StandaloneTraining, seeded_network
+    from search_spaces import get_space
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    setting = SETTINGS[args.setting]
+    amp, channels_last = VARIANTS[args.variant]
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # as the trainables set it on CUDA
+    space = get_space("nb201")
+    prime_torch(device)
+    gc.collect()
+    rss_before = current_rss_bytes()  # everything below (network, data, training) is measured
+
+    bs, res = setting["batch_size"], setting["resolution"]
+    network = seeded_network(space, args.arch, setting["C"], setting["N"], NUM_CLASSES, seed=0)
+    params = sum(p.numel() for p in network.parameters())
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    network = network.to(device, memory_format=memory_format)
+    batches = _synthetic_batches(bs, res, device, memory_format)
+    training = StandaloneTraining(
+        network, _PreparedBatches(batches), epochs=2, batch_size=bs, device=device,
+        label="benchmark network", amp=amp, channels_last=channels_last,
+    )  # fmt: skip
+
+    def epoch(steps: int) -> None:
+        training.train_loader = [batches[i % len(batches)] for i in range(steps)]
+        training.train_epoch()
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    epoch(max(1, args.warmup))  # first epoch: warm-up (cuDNN autotuning, allocator)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    epoch(args.steps)
+    _report(
+        args,
+        bs,
+        time.perf_counter() - start,
+        time.process_time() - cpu_start,
+        rss_before,
+        device,
+        params,
+    )
+
+
+def _report(
+    args: argparse.Namespace,
+    bs: int,
+    seconds: float,
+    cpu_seconds: float,
+    rss_before: int,
+    device: Any,
+    params: int,
+) -> None:
+    """The worker's result line: images/s, peak memory, the device, the parameter count."""
+    import torch
+
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+        card = torch.cuda.get_device_name(device)
+    else:
+        peak = max(0, peak_rss_bytes() - rss_before)
+        card = f"cpu x{torch.get_num_threads()} threads"
+    result = {
+        "img_s": args.steps * bs / seconds,
+        # per second of the process's CPU time (all its threads): steadier than img/s when
+        # other work shares the machine's cores
+        "img_cpu_s": args.steps * bs / max(cpu_seconds, 1e-9),
+        "peak_bytes": peak,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "card": card,
+        "params": params,
+    }
+    print(json.dumps(result))
+
+
+def _synthetic_batches(bs: int, res: int, device: Any, memory_format: Any) -> list[tuple[Any, Any]]:
+    """Four random batches (normal images, labels), already on ``device`` in ``memory_format``."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(4):
+        x = torch.randn(bs, 3, res, res, generator=g).to(device, memory_format=memory_format)
+        y = torch.randint(0, NUM_CLASSES, (bs,), generator=g).to(device)
+        batches.append((x, y))
+    return batches
+
+
+def _autodl_worker(args: argparse.Namespace) -> None:
+    """AutoDL's TinyNetwork of the same cell trained by their NB201 training loop
+    (D-X-Y/AutoDL-Projects xautodl/procedures/funcs_nasbench.py ``procedure``: SGD with
+    Nesterov momentum, lr 0.1 cosine, weight decay 5e-4, the 200-epoch hyper-parameters of
+    configs/nas-benchmark/hyper-opts/200E.config), from a checkout outside this repository:
+    nothing of theirs is copied here; the worker puts their folder on sys.path and maps their
+    hard-coded CUDA calls to the benchmark's device (a no-op on CUDA)."""
+    import gc
+
+    import torch
+    from bench_supernet import _reference_shims, find_reference
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    setting = SETTINGS[args.setting]
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.set_device(device)
+    ref = find_reference(args.reference_dir)
+    if "autodl" not in ref:
+        raise SystemExit(f"--reference-dir {args.reference_dir}: no AutoDL-Projects (xautodl/)")
+    sys.path.insert(0, ref["autodl"])
+    _reference_shims(device)
+    from xautodl.config_utils import dict2config
+    from xautodl.models.cell_infers.tiny_network import TinyNetwork
+    from xautodl.models.cell_searchs.genotypes import Structure
+    from xautodl.procedures import get_optim_scheduler
+    from xautodl.procedures.funcs_nasbench import procedure
+
+    prime_torch(device)
+    gc.collect()
+    rss_before = current_rss_bytes()
+    bs, res = setting["batch_size"], setting["resolution"]
+    torch.manual_seed(0)
+    network = TinyNetwork(
+        setting["C"], setting["N"], Structure.str2structure(args.arch), NUM_CLASSES
+    )
+    network = network.to(device)
+    params = sum(p.numel() for p in network.parameters())
+    config = dict2config(
+        {"scheduler": "cos", "eta_min": 0.0, "epochs": 200, "warmup": 0, "optim": "SGD",
+         "LR": 0.1, "decay": 0.0005, "momentum": 0.9, "nesterov": True, "criterion": "Softmax"},
+        None,
+    )  # fmt: skip
+    optimizer, scheduler, criterion = get_optim_scheduler(network.parameters(), config)
+    batches = _synthetic_batches(bs, res, device, torch.contiguous_format)
+
+    def epoch(steps: int) -> None:
+        queue = [batches[i % len(batches)] for i in range(steps)]
+        procedure(queue, network, criterion, scheduler, optimizer, "train")
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    epoch(max(1, args.warmup))
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    epoch(args.steps)
+    _report(
+        args,
+        bs,
+        time.perf_counter() - start,
+        time.process_time() - cpu_start,
+        rss_before,
+        device,
+        params,
+    )
+
+
+def memory_label(device: str) -> str:
+    if device.startswith("cuda"):
+        return "torch.cuda.max_memory_allocated over the timed steps"
+    return "peak RSS (getrusage maxrss) minus the RSS before the network was built"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh subprocesses per setting")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: 2 on CPU; 0: torch's)"
+    )
+    parser.add_argument("--settings", default=None, help=f"from {', '.join(SETTINGS)}")
+    parser.add_argument("--variants", default="fp32,comparison", help="numerics, comma list")
+    parser.add_argument("--quick", action="store_true", help="smoke setting: C=8, N=1, batch 16")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
+    parser.add_argument("--arch", help="NB201 arch string (default: best cifar10_test_200 cell)")
+    parser.add_argument(
+        "--reference-dir", metavar="PATH",
+        help="folder holding a checkout of D-X-Y/AutoDL-Projects: also train their TinyNetwork "
+        "of the same cell with their NB201 training loop (fp32), interleaved with ours, and "
+        "print the ratios",
+    )  # fmt: skip
+    parser.add_argument("--setting", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--impl", default="ours", choices=tuple(IMPL_LABELS), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = 0 if args.device.startswith("cuda") else 2
+    if args.steps is None:
+        args.steps = QUICK_STEPS if args.quick else 10
+    if args.warmup is None:
+        args.warmup = QUICK_WARMUP if args.quick else 2
+    if args.worker:
+        _autodl_worker(args) if args.impl == "autodl" else _worker(args)
+        return 0
+    if args.steps < 1 or args.repeats < 1:
+        parser.error("--steps and --repeats must be >= 1")
+    settings = [s.strip() for s in (args.settings or "").split(",") if s.strip()]
+    settings = settings or (["quick"] if args.quick else DEFAULT_SETTINGS.split(","))
+    for s in settings:
+        if s not in SETTINGS:
+            parser.error(f"unknown setting {s!r}; allowed: {', '.join(SETTINGS)}")
+    try:
+        variants = resolve_variants(args.variants, args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    reference = args.reference_dir
+    if reference:
+        from bench_supernet import find_reference
+
+        if not os.path.isdir(reference) or "autodl" not in find_reference(reference):
+            parser.error(
+                f"--reference-dir {reference}: found no D-X-Y/AutoDL-Projects checkout "
+                "(xautodl/models/cell_infers/tiny_network.py) in it or its sub-folders"
+            )
+    arch = args.arch or best_cifar10_arch()
+
+    def measure(setting: str, variant: str, impl: str) -> dict[str, Any]:
+        cmd = [
+            sys.executable, os.path.abspath(__file__), "--worker", "--setting", setting,
+            "--variant", variant, "--device", args.device, "--steps", str(args.steps),
+            "--warmup", str(args.warmup), "--threads", str(args.threads), "--arch", arch,
+            "--impl", impl,
+        ]  # fmt: skip
+        if impl != "ours":
+            cmd += ["--reference-dir", os.path.abspath(reference)]
+        return run_worker(cmd)
+
+    print(
+        f"# standalone training steps, NB201 {arch}, device={args.device}, "
+        f"threads={args.threads or 'default'}, steps={args.steps}, warmup={args.warmup}, "
+        f"repeats={args.repeats} (fresh subprocess each, interleaved)"
+        + (f", reference: {os.path.abspath(reference)}" if reference else ""),
+        flush=True,
+    )
+    combos = [(s, v, "ours") for s in settings for v in variants]
+    if reference:  # their loop runs fp32 NCHW: side by side with our fp32
+        combos = [
+            c for s in settings for v in variants
+            for c in ([(s, v, "ours"), (s, v, "autodl")] if v == "fp32" else [(s, v, "ours")])
+        ]  # fmt: skip
+    started = time.perf_counter()
+    rows = summarise(interleaved(combos, args.repeats, measure), SETTINGS, IMPL_LABELS)
+    print_table(rows, memory_label(args.device))
+    ratio_table = ratios(rows)
+    print_ratios(ratio_table)
+    counts = {f"{r['setting']} {r['impl']}": r["params"] for r in rows if "params" in r}
+    print("# parameters: " + ", ".join(f"{s} {n:,}" for s, n in counts.items()))
+    figures = {
+        "benchmark": "standalone",
+        "arch": arch,
+        "device": args.device,
+        "threads": args.threads,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "memory": memory_label(args.device),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "wall_seconds": time.perf_counter() - started,
+        "results": rows,
+        "ratios": ratio_table,
+    }
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        os.makedirs(folder, exist_ok=True)
+        with open(args.json, "w") as handle:
+            json.dump(figures, handle, indent=1)
+        print(f"# figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The device check (scripts/gpu_check.sh) in its CPU dry run, and the standalone benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ("environment", "bench-supernet", "bench-standalone", "compare", "compare-summary")
+METHODS = ("gaea-darts", "darts", "random", "bohb")
+
+
+def test_gpu_check_config_is_tiny_and_shares_the_card():
+    from gaea_tune.config import load_config
+
+    raw = yaml.safe_load((ROOT / "tune_configs" / "gpu_check.yaml").read_text())
+    assert tuple(raw["methods"]) == METHODS
+    assert raw["space"]["C"] == 8 and raw["space"]["N"] == 1
+    assert raw["dataset"]["name"] == "cifar10-subset" and raw["dataset"]["resolution"] == 16
+    assert raw["dataset"]["max_train"] == 2000 and raw["dataset"]["max_valid"] == 1000
+    assert raw["resources"] == {"gpu": 0.25, "cpu": 1} and raw["seeds"] == [0]
+    config = load_config(
+        ROOT / "tune_configs" / "gpu_check.yaml",
+        ["resources.gpu=0", "budget.device_seconds=10"],  # what --dry-run runs
+    )
+    assert config.name == "gpu-check"
+
+
+def test_gpu_check_script_is_valid_bash():
+    done = subprocess.run(["bash", "-n", str(ROOT / "scripts" / "gpu_check.sh")])
+    assert done.returncode == 0
+    usage = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--help"], capture_output=True, text=True
+    )
+    assert usage.returncode == 0 and "--dry-run" in usage.stdout
+    bad = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--bogus"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "unknown argument" in bad.stderr
+
+
+@pytest.mark.integration
+def test_bench_standalone_quick_writes_figures(tmp_path):
+    out = tmp_path / "standalone.json"
+    cmd = [
+        sys.executable, str(ROOT / "scripts" / "bench_standalone.py"), "--quick",
+        "--device", "cpu", "--repeats", "1", "--threads", "1", "--json", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["benchmark"] == "standalone" and figures["device"] == "cpu"
+    assert figures["arch"].startswith("|") and "minus the RSS before" in figures["memory"]
+    (row,) = figures["results"]
+    assert (row["setting"], row["variant"], row["C"], row["N"]) == ("quick", "fp32", 8, 1)
+    assert row["batch_size"] == 16 and not row["channels_last"] and not row["amp"]
+    assert row["img_s"]["median"] > 0 and len(row["img_s"]["runs"]) == 1
+    assert row["peak_mb"]["median"] >= 0 and row["params"] > 0
+    assert "img/s median" in done.stdout and "quick" in done.stdout
+
+
+@pytest.mark.integration
+def test_gpu_check_dry_run(tmp_path):
+    out = tmp_path / "check"
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env["PYTHON"] = sys.executable
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    for step in STEPS:
+        assert f"PASS {step}" in done.stdout
+    assert "gpu_check (dry-run): PASS" in done.stdout
+
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert report["mode"] == "dry-run" and report["passed"] is True
+    assert set(STEPS) <= set(report["steps"])
+    assert all(report["steps"][s]["status"] == "pass" for s in STEPS)
+    assert report["total_seconds"] > 0
+    versions = report["versions"]
+    assert versions["torch"] and versions["ray"] and versions["gaea_tune"] and versions["python"]
+    for bench in ("supernet", "standalone"):
+        rows = report[bench]["settings"]
+        assert list(rows) == ["quick/fp32"], rows
+        assert rows["quick/fp32"]["img_s_median"] > 0
+        assert rows["quick/fp32"]["peak_mb_median"] >= 0
+    assert report["standalone_arch"].startswith("|")
+    assert report["compare_wall_seconds"] > 0
+    compare = report["compare"]
+    assert compare["problems"] == [] and compare["device_kind"] == "cpu"
+    assert compare["budget_device_seconds"] == 10
+    for method in METHODS:
+        entry = compare["methods"][method]
+        assert entry["finished_seeds"] == 1 and max(entry["spent_device_seconds"]) > 0
+    assert (out / "compare.log").exists() and (out / "environment.json").exists()
+
+
+def test_bench_reference_dir_is_checked(tmp_path):
+    """--reference-dir names the folder holding the reference checkouts; a folder without
+    them is a usage error before any measurement starts."""
+    for script in ("bench_supernet.py", "bench_standalone.py"):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / script), "--reference-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "--reference-dir" in done.stderr and "found no" in done.stderr
+
+
+def test_find_reference_locates_the_checkouts(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from bench_supernet import find_reference
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    gaea = tmp_path / "gaea_release" / "cnn" / "search_spaces" / "nasbench_201"
+    gaea.mkdir(parents=True)
+    (gaea / "model_search.py").write_text("")
+    cells = tmp_path / "fork" / "lib" / "models" / "cell_searchs"
+    cells.mkdir(parents=True)
+    (cells / "search_cells.py").write_text("def forward_edge_weights(): pass\n")
+    tiny = tmp_path / "AutoDL-Projects" / "xautodl" / "models" / "cell_infers"
+    tiny.mkdir(parents=True)
+    (tiny / "tiny_network.py").write_text("")
+    found = find_reference(str(tmp_path))
+    assert found == {
+        "gaea": str(tmp_path / "gaea_release"),
+        "fork": str(tmp_path / "fork"),
+        "autodl": str(tmp_path / "AutoDL-Projects"),
+    }
