@@ -202,6 +202,13 @@ def _local_store_missing(tracking_uri: str) -> bool:
     return False
 
 
+def require_existing_store(tracking_uri: str, hint: str) -> None:
+    """For commands that only read: a local store (SQLite file, file folder) that does not exist
+    is a :class:`TrackingError` naming it and ``hint``, instead of an empty store created there."""
+    if _local_store_missing(tracking_uri):
+        raise TrackingError(f"no MLflow store at {tracking_uri!r}; {hint}")
+
+
 def _deleted_message(tracking_uri: str, name: str, experiment_id: str) -> str:
     message = (
         f"MLflow experiment {name!r} (id {experiment_id}) is deleted in the store {tracking_uri}; "

@@ -156,3 +156,34 @@ def test_a_local_node_reports_the_driver_versions(ray_local, tmp_path):
     reports = check_cluster(None, None)
     assert len(reports) == 1 and reports[0]["driver"]
     assert reports[0]["versions"] == _doctor.local_versions()
+
+
+def test_a_closed_head_port_is_one_line_at_once():
+    """ray.init would keep retrying a closed port for minutes: refused before it, in seconds."""
+    import socket
+
+    from gaea_tune.tune._doctor import ClusterCheckError, check_head_reachable
+
+    with socket.socket() as listening:  # an open port: accepted
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_head_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ClusterCheckError, match=rf"127.0.0.1:{port}: nothing answers"):
+        check_head_reachable(f"127.0.0.1:{port}", timeout=2)
+    with pytest.raises(ClusterCheckError, match="not the HOST:PORT"):
+        check_head_reachable("headnode")
+    for left_to_ray in (None, "auto", "ray://10.0.0.1:10001"):
+        check_head_reachable(left_to_ray)
+
+
+def test_doctor_and_compare_refuse_a_closed_port_before_anything(tmp_path, capsys):
+    from gaea_tune.cli import main
+
+    out = tmp_path / "out"
+    assert main(["doctor", "--address", "127.0.0.1:1"]) == 2
+    assert main(["compare", "tune_configs/nb201_tabular_compare.yaml", "--address",
+                 "127.0.0.1:1", "--set", f"output_dir={out}"]) == 2  # fmt: skip
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all("127.0.0.1:1: nothing answers" in e for e in errors), errors
+    assert not out.exists()

@@ -74,6 +74,19 @@ def test_report_from_mlflow(tmp_path):
     assert tracker.start_run("again", key="exp/x/good/0") == good["seeds"][0]["mlflow_run_id"]
 
 
+def test_report_command_refuses_an_unknown_run_id(tmp_path, capsys):
+    from gaea_tune.cli import main
+
+    uri, artifacts = default_tracking(tmp_path)
+    tracker = Tracker(uri, "quickstart", artifacts)
+    trial = tracker.start_run("t", key="q/t", tags={"gaea.level": "trial"})
+    argv = ["report", "tune_configs/quickstart.yaml", "--set", f"output_dir={tmp_path}"]
+    for run_id in ("deadbeef", trial):
+        assert main([*argv, "--run-id", run_id]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+        assert f"--run-id: {run_id!r} is not a comparison run of this experiment" in line
+
+
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(TrackingError, match="unreachable"):
         check_reachable("http://127.0.0.1:9", timeout=2)

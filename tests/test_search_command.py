@@ -72,3 +72,13 @@ def test_search_command_refuses_a_config_without_one_search(tmp_path, capsys, me
     assert main(["search", str(path), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_search_command_checks_seed_before_anything_is_made(tmp_path, capsys):
+    path = tmp_path / "one.yaml"
+    out = tmp_path / "out"
+    path.write_text(yaml.safe_dump({**_BASE, "methods": {"gaea-darts": {}},
+                                    "output_dir": str(out)}))  # fmt: skip
+    assert main(["search", str(path), "--seed", "-1"]) == 2
+    assert "seeds: each seed must be an integer in [0, 2**31), got -1" in capsys.readouterr().err
+    assert not out.exists()

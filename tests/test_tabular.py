@@ -140,6 +140,25 @@ def test_command_rejects_bad_configs(capsys, tmp_path):
     module, args = _parse([str(config), "--set", "mode=live"])
     assert module.run(args) == 2
     assert "mode: 'live': the tabular command runs simulated searches" in capsys.readouterr().out
+    # a --json path that cannot be written: refused before any search runs
+    module, args = _parse([str(config), "--no-ray", "--json", str(tmp_path / "no" / "s.json")])
+    assert module.run(args) == 2
+    assert "--json: cannot write" in capsys.readouterr().out
+    # a budget below one evaluation: one line, no traceback
+    config.write_text(head + "budget: {device_seconds: 1}\nmethods: {rea: {}}\n")
+    module, args = _parse([str(config), "--no-ray"])
+    assert module.run(args) == 2
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert line.startswith("gaea-tune tabular: error: rea on cifar10: budget_seconds=1.0 is too small")
+
+
+def test_command_runs_a_method_named_twice_once(capsys, tmp_path):
+    config = tmp_path / "tab.yaml"
+    config.write_text(f"name: tab\noutput_dir: {tmp_path}\ndataset: {{name: cifar10}}\n"
+                      "budget: {device_seconds: 12000}\nseeds: 2\nmethods: {rea: {}}\n")  # fmt: skip
+    module, args = _parse([str(config), "--no-ray", "--methods", "rea", "rea"])
+    assert module.run(args) == 0
+    assert sum(line.startswith("rea ") for line in capsys.readouterr().out.splitlines()) == 1
 
 
 def test_shipped_config_is_valid():

@@ -48,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
 
     import ray
 
-    from gaea_tune.tune._doctor import ClusterCheckError, check_cluster
+    from gaea_tune.tune._doctor import ClusterCheckError, check_cluster, check_head_reachable
+
+    try:
+        check_head_reachable(address)
+    except ClusterCheckError as error:
+        return _error(str(error))
 
     tracking_uri = None
     if config is not None:

@@ -22,14 +22,16 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     from gaea_tune.report import markdown_table, write_report
-    from gaea_tune.tracking import Tracker, default_tracking
+    from gaea_tune.tracking import Tracker, default_tracking, require_existing_store
 
     workdir = Path(config.output_dir).expanduser().resolve()
     uri, artifacts = default_tracking(workdir)
     try:
-        tracker = Tracker(
-            config.tracking_uri or uri, config.name, config.artifact_location or artifacts
-        )
+        uri = config.tracking_uri or uri
+        require_existing_store(uri, "run `gaea-tune compare` with this config first")
+        tracker = Tracker(uri, config.name, config.artifact_location or artifacts)
+        if args.run_id is not None:
+            _check_comparison_run(tracker, args.run_id)
         summary = write_report(tracker, Path(args.out or workdir / "report"), args.run_id)
     except (TrackingError, ValueError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
@@ -37,3 +39,22 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table(summary))
     print(f"\nfiles: {', '.join(summary['files'].values())}")
     return 0
+
+
+def _check_comparison_run(tracker: object, run_id: str) -> None:
+    """``--run-id`` names a comparison run of this experiment; a ValueError (one line) if not."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = tracker.get_run(run_id)  # type: ignore[attr-defined]
+    except MlflowException:
+        run = None
+    if (
+        run is None
+        or run.info.experiment_id != tracker.experiment_id  # type: ignore[attr-defined]
+        or run.data.tags.get("gaea.level") != "comparison"
+    ):
+        raise ValueError(
+            f"--run-id: {run_id!r} is not a comparison run of this experiment; "
+            "`gaea-tune ui` lists them (tag gaea.level = comparison)"
+        )

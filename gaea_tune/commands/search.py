@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"output_dir={args.output_dir}")
     if args.tracking_uri is not None:
         overrides.append(f"tracking_uri={args.tracking_uri}")
+    if args.seed is not None:
+        overrides.append(f"seeds=[{int(args.seed)}]")
     try:
         config, method = load_search_config(args.file, overrides, args.method, args.epochs)
     except SearchConfigError as error:
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from gaea_tune.tune._backend import tracking_settings
     from gaea_tune.tune._live import supernet_config
 
-    seed = config.seeds[0] if args.seed is None else int(args.seed)
+    seed = config.seeds[0]  # --seed: checked as `seeds` is, before anything is made
     workdir = Path(config.output_dir).expanduser().resolve()
     uri, artifacts = tracking_settings(config, workdir)
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,7 +97,13 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"gaea-tune tabular: error: {missing!r} not in the config; have {list(methods)!r}")
         return 2
-    labels = args.methods or list(methods)
+    labels = list(dict.fromkeys(args.methods or methods))  # each method once, in the given order
+    if args.json:  # where the summary goes, checked before hours of searches
+        folder = Path(args.json).expanduser().absolute().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            print(f"gaea-tune tabular: error: --json: cannot write {args.json!r}: folder "
+                  f"{str(folder)!r} does not exist or is not writable")  # fmt: skip
+            return 2
     from gaea_tune._progress import Progress
     from gaea_tune.resolve import method_options
     from gaea_tune.tune._tabular import run_seeds
@@ -112,9 +119,13 @@ def run(args: argparse.Namespace) -> int:
             options = method_options(config, method)
             for dataset, budget in budgets.items():
                 started = time.perf_counter()
-                results = run_seeds(
-                    method.method, dataset, budget, seeds, use_ray=not args.no_ray, **options
-                )
+                try:
+                    results = run_seeds(
+                        method.method, dataset, budget, seeds, use_ray=not args.no_ray, **options
+                    )
+                except ValueError as error:  # deterministic (e.g. a budget below one evaluation)
+                    print(f"gaea-tune tabular: error: {label} on {dataset}: {error}")
+                    return 2
                 elapsed = time.perf_counter() - started
                 wall[label] = wall.get(label, 0.0) + elapsed
                 summary = summarize(results)

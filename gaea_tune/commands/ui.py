@@ -34,6 +34,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from gaea_tune.tracking import TrackingError, require_existing_store
+
+    try:
+        require_existing_store(store, "give --store URI, or run `gaea-tune compare` first")
+    except TrackingError as error:
+        print(f"gaea-tune: error: --store: {error}", file=sys.stderr)
+        return 2
     print(f"MLflow UI: http://{args.host}:{args.port}  (runs tree: #/experiments/<id>/runs)")
     command = server_command(store, args.host, args.port)
     os.execv(command[0], command)

@@ -52,6 +52,9 @@ def tracking_settings(config: ExperimentConfig, workdir: Path) -> tuple[str, str
 def connect(address: str | None) -> None:
     """Join the Ray cluster at ``address`` (or start a local Ray) unless already connected."""
     if not ray.is_initialized():
+        from gaea_tune.tune._doctor import check_head_reachable
+
+        check_head_reachable(address)  # a closed port: one line now, not minutes of retries
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)  # fmt: skip
 

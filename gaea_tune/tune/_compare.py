@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import ray  # noqa: F401  (``_compare.ray``: where callers of this module find Ray)
+import ray
 
 from gaea_tune.config import ConfigError, ExperimentConfig
 from gaea_tune.resolve import method_options, resolved_settings
@@ -91,6 +91,10 @@ def compare(
         raise ConfigError(str(error)) from None
     if address is None and config.resources["gpu"] > local_gpu_count():
         check_cluster_resources(config, local_resources())
+    if not ray.is_initialized():
+        from gaea_tune.tune._doctor import check_head_reachable
+
+        check_head_reachable(address)  # a closed port: one line, before anything is recorded
     state = _load_or_create_state(workdir, resume)
     tracking_uri, artifact_location = tracking_settings(config, workdir)
     check_experiment_usable(tracking_uri, config.name)  # reachable, and not a deleted name

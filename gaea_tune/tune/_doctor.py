@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import socket
 import tempfile
 import urllib.error
 import urllib.request
@@ -33,6 +34,29 @@ VERSION_KEYS = ("gaea-tune", "ray", "torch", "python")
 
 class ClusterCheckError(ConfigError):
     """The cluster cannot run the comparison as it stands (one line, names node and cause)."""
+
+
+def check_head_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Something answers on the head's ``HOST:PORT`` within ``timeout`` seconds.
+
+    Checked before ``ray.init(address=...)``, which would otherwise keep retrying a closed port
+    for minutes. ``auto``/``local``, ``ray://`` client addresses and None are left to Ray.
+    Raises :class:`ClusterCheckError` (one line)."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ClusterCheckError(
+            f"--address: {address!r} is not the HOST:PORT of a Ray head (e.g. 10.0.0.1:6379)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ClusterCheckError(
+            f"--address {address}: nothing answers at {host}:{port} within {timeout:g} s "
+            f"({reason}); is `ray start --head --port={port}` running there, and the port open?"
+        ) from None
 
 
 # --- what runs on each node ---------------------------------------------------------------------
