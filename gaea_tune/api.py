@@ -8,6 +8,10 @@ Ray runtime it had to start itself is shut down at the end (one the caller start
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,35 @@ class ComparisonResult:
         return plot_entropy(self.summary)
 
 
+def _all_loggers() -> list[logging.Logger]:
+    named = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
+    return [logging.getLogger(), *named]
+
+
+@contextlib.contextmanager
+def _process_state_kept() -> Iterator[None]:
+    """Put back what running a comparison changes in the calling process: the environment
+    (Ray's driver sets ``PYTHONBREAKPOINT``, ``RAY_*`` and OpenMP variables), logger levels,
+    handlers and propagation (Ray, MLflow and Optuna configure theirs; a logger first made during
+    the run gets level NOTSET back). Warning filters that libraries add when first imported are
+    left in place: they belong to those libraries, as after importing them directly."""
+    environ = dict(os.environ)
+    saved = {
+        id(lg): (lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in _all_loggers()
+    }
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+        for lg in _all_loggers():
+            if id(lg) in saved:
+                lg.level, handlers, lg.propagate, lg.disabled = saved[id(lg)]
+                lg.handlers[:] = handlers
+            else:
+                lg.setLevel(logging.NOTSET)
+
+
 def compare(
     config: Any,
     *,
@@ -62,28 +95,31 @@ def compare(
     Raises ``gaea_tune.config.ConfigError`` / ``gaea_tune.tracking.TrackingError`` before any
     compute for bad settings or an unreachable tracking store.
     """
-    import pandas as pd
-    import ray
-
     from gaea_tune.config import ExperimentConfig
-    from gaea_tune.report import _rows, write_report
-    from gaea_tune.tracking import Tracker
-    from gaea_tune.tune import compare as run_compare
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(
             f"config must be an ExperimentConfig (gaea_tune.load_config), got {type(config).__name__}"
         )
-    started_ray = not ray.is_initialized()
-    try:
-        result = run_compare(
-            config, resume=resume, address=address, progress=progress or (lambda text: None)
-        )
-        tracker = Tracker(result["tracking_uri"], config.name)
-        summary = write_report(tracker, Path(result["workdir"]) / "report", result["parent_run_id"])
-    finally:
-        if started_ray and ray.is_initialized():
-            ray.shutdown()
+    with _process_state_kept():
+        import pandas as pd
+        import ray
+
+        from gaea_tune.report import _rows, write_report
+        from gaea_tune.tracking import Tracker
+        from gaea_tune.tune import compare as run_compare
+
+        started_ray = not ray.is_initialized()
+        try:
+            result = run_compare(
+                config, resume=resume, address=address, progress=progress or (lambda text: None)
+            )
+            tracker = Tracker(result["tracking_uri"], config.name)
+            report_dir = Path(result["workdir"]) / "report"
+            summary = write_report(tracker, report_dir, result["parent_run_id"])
+        finally:
+            if started_ray and ray.is_initialized():
+                ray.shutdown()
     files = dict(summary.get("files", {}))
     return ComparisonResult(
         summary=summary,

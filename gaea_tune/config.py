@@ -19,6 +19,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.util import RegExp
 
@@ -169,6 +170,8 @@ _COMPARISON_LEVEL = {
     "amp": ("numerics.amp", "precision is one per comparison, for both families"),
     "channels_last": ("numerics.channels_last", "the memory format is one per comparison, for "
                       "both families"),
+    "C": ("space.C", "the network's channel width is one per comparison"),
+    "N": ("space.N", "the network's cells per stage are one per comparison"),
 }  # fmt: skip
 _RESOURCE_KEYS = {"gpu": (float, 0.0, 1024.0), "cpu": (float, 0.0, 1024.0)}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -189,7 +192,7 @@ _CORE_SCALARS = (
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
         list("-+0123456789."),
     ),
-    ("tag:yaml.org,2002:merge", r"^<<$", ["<"]),  # `<<: *defaults` merges a mapping
+    # no merge keys (`<<: *defaults`): they are YAML 1.1; a `<<` key is refused (_StrictConstructor)
 )
 _CORE_RESOLVERS: dict[str, list[tuple[str, Any]]] = {}
 for _tag, _pattern, _first in _CORE_SCALARS:
@@ -229,18 +232,29 @@ _MISSING = object()
 
 
 class _StrictConstructor(SafeConstructor):
-    """Safe constructor that refuses duplicate keys (naming both lines) and non-core tags."""
+    """Safe constructor that refuses duplicate keys (naming both lines), non-core tags and YAML
+    1.1 merge keys (``<<``)."""
+
+    def flatten_mapping(self, node: Any) -> Any:
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or (
+                isinstance(key_node, ScalarNode) and key_node.value == "<<"
+            ):
+                raise _YamlProblem(
+                    f"unknown key '<<' at {_position(key_node.start_mark)} (YAML merge keys are "
+                    "YAML 1.1, not 1.2); write the keys out, or use an alias (*name) for a whole "
+                    "mapping"
+                )
 
     def check_mapping_key(
         self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
     ) -> bool:
         if key not in mapping:
             return True
-        merged = len(getattr(node, "merge", None) or ())
         first = next(
             (
                 k
-                for k, _ in node.value[merged:]
+                for k, _ in node.value
                 if k is not key_node and self.constructed_objects.get(k, _MISSING) == key
             ),
             None,
@@ -448,6 +462,13 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     resources = _parse_section(
         "resources", raw.get("resources") or {}, _RESOURCE_KEYS, {"gpu": 0.0, "cpu": 1.0}
     )
+    gpu = resources["gpu"]
+    if gpu > 1 and not float(gpu).is_integer():
+        raise ConfigError(
+            f"resources.gpu: {gpu!r} GPUs per trial is neither a fraction below 1 nor a whole "
+            "number (Ray shares a GPU only in fractions); allowed: 0, a fraction in (0, 1), or a "
+            "whole number"
+        )
     if resources["gpu"] == 0 and resources["cpu"] == 0:
         raise ConfigError("resources: a trial needs gpu > 0 or cpu > 0, got gpu=0, cpu=0")
     methods = _parse_methods(raw.get("methods"), mode, space, simulate)
@@ -577,19 +598,32 @@ def _parse_methods(
     parsed = []
     allowed_methods = methods_for(mode, simulate)
     for label, options in methods.items():
-        options = dict(options or {})
         if not isinstance(label, str) or not _NAME.match(label):
             raise ConfigError(
                 f"methods: {label!r} is not a valid label; allowed: letters, digits, '_', '-', '.'"
             )
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(
+                f"methods.{label}: expected a mapping of options (or nothing), got {options!r}; "
+                f"allowed: e.g. {{epochs: 3}} or {{}}"
+            )
+        options = dict(options or {})
         method = options.pop("method", label)
         for key, (where, why) in _COMPARISON_LEVEL.items():
             if key in options:
-                raise ConfigError(f"methods.{label}.{key}: {why}; set {where} instead")
-        if method not in allowed_methods:
+                raise ConfigError(
+                    f"methods.{label}.{key}: {options[key]!r} is not a per-method option: {why}; "
+                    f"set {where} instead"
+                )
+        if not isinstance(method, str) or method not in allowed_methods:
             where = f"methods.{label}.method" if method != label else "methods"
             raise _unknown(where, method, allowed_methods)
         try:
+            # unknown keys, listing only what a method may set (not the comparison-level keys)
+            allowed = METHOD_REGISTRY[method].constraints(mode, simulate)
+            _check_keys(
+                f"methods.{label}", options, [k for k in allowed if k not in _COMPARISON_LEVEL]
+            )
             checked = METHOD_REGISTRY[method].validate(
                 f"methods.{label}", mode, options, space=space["name"], C=space["C"],
                 simulate=simulate,

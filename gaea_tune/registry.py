@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gaea_tune._constraints import OptionError
+from gaea_tune._constraints import OptionError, validate_options
 from gaea_tune.datasets import TABLE_FIDELITIES
 
 WEIGHT_SHARING = "weight-sharing"
@@ -103,7 +103,6 @@ class MethodEntry:
     ) -> dict[str, Any]:
         """Check ``options`` exactly as the runtime will; raises ``OptionError`` (one line)."""
         if simulate is not None:
-            from gaea_tune._constraints import validate_options
             from gaea_tune.baselines._options import validate_live
 
             checked = validate_options(where, options, self._table_constraints(mode, simulate))
@@ -120,7 +119,14 @@ class MethodEntry:
         if self.family == WEIGHT_SHARING:
             from gaea_tune.weight_sharing._options import SearchOptions
 
-            self.constraints(mode)  # refuses tabular mode
+            for key, what in (("C", "channel width"), ("N", "cells per stage")):
+                if key in options:
+                    raise OptionError(
+                        f"{where}.{key}: {options[key]!r} is not a method option; the supernet's "
+                        f"{what} is one per comparison (space.{key}); set space.{key} instead"
+                    )
+            # refuses tabular mode; unknown keys listed without C and N
+            validate_options(where, options, self.constraints(mode))
             extra = {"C": C} if C is not None else {}
             checked = SearchOptions.validate_params(
                 where, {**options, **extra}, space=space, method=self.name

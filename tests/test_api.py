@@ -71,3 +71,33 @@ def test_the_example_comparison_runs_through_the_api(tmp_path):
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert set(summary["methods"]) == {"gaea-darts", "random"}
     assert (tmp_path / "api_incumbents.png").stat().st_size > 1000
+
+
+@pytest.mark.integration
+def test_calling_compare_leaves_the_process_as_it_was(tmp_path):
+    """Ray's driver sets environment variables (PYTHONBREAKPOINT, RAY_*), and Ray, MLflow and
+    Optuna configure their loggers: a notebook gets all of it back after g.compare(). (Warning
+    filters that libraries add on their first import stay, as after importing them directly.)"""
+    code = f"""
+import logging, os, sys
+import gaea_tune as g
+def state():
+    names = ["", "ray", "mlflow", "optuna", "gaea_tune"]
+    return (dict(os.environ),
+            {{n: (logging.getLogger(n).level, len(logging.getLogger(n).handlers),
+                  logging.getLogger(n).propagate) for n in names}})
+config = g.load_config({str(ROOT / "tune_configs" / "nb201_tabular_compare.yaml")!r},
+                       overrides={{"seeds": 1, "output_dir": {str(tmp_path)!r}}})
+before = state()
+result = g.compare(config, progress=None)
+assert "ray" in sys.modules and len(result.results) == 4
+after = state()
+for what, b, a in zip(("environment", "loggers"), before, after):
+    if b != a:
+        changed = sorted(k for k in set(b) | set(a) if b.get(k) != a.get(k))
+        sys.exit(f"{{what}} changed: {{changed[:10]}}")
+print("unchanged")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+    assert done.returncode == 0 and "unchanged" in done.stdout, done.stderr[-3000:]

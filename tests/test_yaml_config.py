@@ -113,13 +113,14 @@ def test_loaded_values_are_plain_python_types(tmp_path):
     path = _write(
         tmp_path,
         "defaults: &defaults {epochs: 2, arch_lr: 3e-4}\n"
-        "methods:\n  darts:\n    <<: *defaults\n    epochs: 5\n  random: [1, 2.5, true, null, x]\n",
+        "methods:\n  darts: *defaults\n  random: [1, 2.5, true, null, x]\n",
     )
     data = load_yaml(path)
     assert data == {
         "defaults": {"epochs": 2, "arch_lr": 0.0003},
-        "methods": {"darts": {"epochs": 5, "arch_lr": 0.0003}, "random": [1, 2.5, True, None, "x"]},
+        "methods": {"darts": {"epochs": 2, "arch_lr": 0.0003}, "random": [1, 2.5, True, None, "x"]},
     }
+    assert data["methods"]["darts"] is not data["defaults"]  # an alias is copied, not shared
 
     def walk(value):
         if isinstance(value, dict):
@@ -181,9 +182,15 @@ def test_duplicate_in_a_flow_mapping_and_deeper_nesting(tmp_path):
         load_yaml(path)
 
 
-def test_merge_keys_may_be_overridden_without_a_duplicate_error(tmp_path):
+def test_merge_keys_are_refused_as_yaml_1_1(tmp_path):
     path = _write(tmp_path, "base: &b {epochs: 2}\nrun: {<<: *b, epochs: 3}\n")
-    assert load_yaml(path)["run"] == {"epochs": 3}
+    assert _error(path) == (
+        f"config file {str(path)!r}: unknown key '<<' at line 2, column 7 (YAML merge keys are "
+        "YAML 1.1, not 1.2); write the keys out, or use an alias (*name) for a whole mapping"
+    )
+    for text in ("name: x\n<<: {name: y}\n", "a: {!!merge <<: {name: x}}\n"):
+        with pytest.raises(ConfigError, match=r"unknown key '<<' at line \d+, column \d+ \(YAML"):
+            load_yaml(_write(tmp_path, text))
 
 
 def test_cli_reports_a_duplicate_key_in_one_line(tmp_path, capsys):
