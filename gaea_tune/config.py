@@ -142,6 +142,14 @@ class ExperimentConfig:
     def device_kind(self) -> str:
         return "gpu" if self.resources["gpu"] > 0 else "cpu"
 
+    @property
+    def budget_unit(self) -> str:
+        """What the budget's seconds are: "simulated" (the NB201 table's recorded seconds, in
+        tabular mode and with table-backed trials), else the device kind ("gpu" or "cpu")."""
+        if self.mode == "tabular" or self.dataset.get("simulate"):
+            return "simulated"
+        return self.device_kind
+
 
 _TOP_KEYS = (
     "name", "mode", "space", "dataset", "budget", "seeds", "methods", "resources",

@@ -112,3 +112,16 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys, override):
     assert err.startswith("gaea-tune: error: ") and "\n" not in err
     assert override.split("=")[0] in err
     assert not (tmp_path / "out").exists()
+
+
+def test_budget_unit_says_what_the_seconds_are(capsys):
+    from gaea_tune.cli import main
+    from gaea_tune.config import load_config
+
+    assert load_config("tune_configs/quickstart.yaml").budget_unit == "cpu"
+    assert load_config("tune_configs/nb201_tabular_compare.yaml").budget_unit == "simulated"
+    live_table = load_config("tune_configs/nb201_tabular_live.yaml")
+    assert live_table.budget_unit == "simulated" and live_table.device_kind == "cpu"
+    assert main(["validate", "tune_configs/nb201_tabular.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "seeds 0..499 (500 seeds)" in out and "12000 simulated-seconds per method" in out

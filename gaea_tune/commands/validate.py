@@ -24,9 +24,14 @@ def run(args: argparse.Namespace) -> int:
     methods = ", ".join(f"{m.label} ({m.family})" for m in config.methods)
     print(f"{args.file}: valid")
     print(f"  experiment {config.name!r}, mode {config.mode}, space {config.space}")
-    print(f"  dataset {config.dataset['name']}, seeds {list(config.seeds)}")
+    seeds = list(config.seeds)
+    if len(seeds) > 5 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        seeds_text = f"{seeds[0]}..{seeds[-1]} ({len(seeds)} seeds)"
+    else:
+        seeds_text = str(seeds)
+    print(f"  dataset {config.dataset['name']}, seeds {seeds_text}")
     print(
-        f"  budget {config.budget_device_seconds:g} {config.device_kind}-seconds per method x seed"
+        f"  budget {config.budget_device_seconds:g} {config.budget_unit}-seconds per method x seed"
     )
     print(f"  methods: {methods}")
     if args.show:

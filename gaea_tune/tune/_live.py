@@ -429,7 +429,7 @@ def format_progress(config: ExperimentConfig, run_dir: Path) -> str:
 def progress_status(config: ExperimentConfig, run_dir: Path) -> tuple[str, float]:
     """:func:`format_progress`'s text and the device-seconds spent by all methods x seeds."""
     lines = [f"[{time.strftime('%H:%M:%S')}] budget {config.budget_device_seconds:.0f} "
-             f"{config.device_kind}-seconds per method"]  # fmt: skip
+             f"{config.budget_unit}-seconds per method"]  # fmt: skip
     total = 0.0
     for method in config.methods:
         for seed in config.seeds:
