@@ -43,7 +43,15 @@ def test_the_budget_sets_the_epoch_count():
     search = _search(epochs=25)
     search.run_epoch()
     _fit_epochs_to_budget(search, epoch_cost=2.0, budget=10.0, spent=3.0)
-    assert search.options.epochs == 1 + 3  # 7 s left at 2 s an epoch
+    assert search.options.epochs == 1 + 4  # 7 s left at 2 s an epoch: 3.5, nearest is 4
+    nearer = _search(epochs=25)
+    nearer.run_epoch()
+    _fit_epochs_to_budget(nearer, epoch_cost=32.0, budget=120.0, spent=32.0)
+    assert nearer.options.epochs == 1 + 3  # 88 s left: 2.75 epochs; 2 would leave 24 s unspent
+    fewer = _search(epochs=25)
+    fewer.run_epoch()
+    _fit_epochs_to_budget(fewer, epoch_cost=30.0, budget=120.0, spent=30.0)
+    assert fewer.options.epochs == 1 + 3  # exactly 3 more
     gdas = _search("gaea-gdas", epochs=60)
     gdas.run_epoch()
     _fit_epochs_to_budget(gdas, epoch_cost=2.0, budget=10.0, spent=3.0)

@@ -173,13 +173,15 @@ def _search(config: dict[str, Any], clock: DeviceClock) -> None:
 
 
 def _fit_epochs_to_budget(search: Any, epoch_cost: float, budget: float, spent: float) -> None:
-    """Plan the search's length from its budget: after the first epoch, as many epochs as the
-    rest of the budget affords at that epoch's cost (at least one past any architecture
-    warm-up); the weight-lr schedule is re-planned over that length. The budget stopper still
-    ends the search at the budget, whatever the estimate."""
+    """Plan the search's length from its budget: after the first epoch, the whole number of
+    epochs at that epoch's cost whose spend comes nearest the budget (at least one past any
+    architecture warm-up), so that the planned spend misses B by at most half an epoch either
+    way instead of leaving up to a whole epoch unspent; the weight-lr schedule is re-planned
+    over that length. The budget stopper still ends the search at the budget (after the step
+    that reaches it), whatever the estimate."""
     if epoch_cost <= 0:
         return
-    more = int(max(0.0, budget - spent) // epoch_cost)
+    more = int(math.floor(max(0.0, budget - spent) / epoch_cost + 0.5))
     epochs = max(search.epoch + more, search.epoch, int(search.arch_warmup) + 1)
     if epochs != search.options.epochs:
         search.set_epochs(epochs)
