@@ -43,9 +43,9 @@ import time
 from typing import Any
 
 from bench_supernet import (
+    _report,
     current_rss_bytes,
     interleaved,
-    peak_rss_bytes,
     prime_torch,
     print_ratios,
     print_table,
@@ -136,51 +136,22 @@ def _worker(args: argparse.Namespace) -> None:
         if cuda:
             torch.cuda.synchronize(device)
 
+    _measure(args, epoch, bs, device, rss_before, params)
+
+
+def _measure(
+    args: argparse.Namespace, epoch: Any, bs: int, device: Any, rss_before: int, params: int
+) -> None:
+    """Warm up, then time ``args.steps`` steps of ``epoch`` and print the result line."""
+    import torch
+
     epoch(max(1, args.warmup))  # first epoch: warm-up (cuDNN autotuning, allocator)
-    if cuda:
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start, cpu_start = time.perf_counter(), time.process_time()
     epoch(args.steps)
-    _report(
-        args,
-        bs,
-        time.perf_counter() - start,
-        time.process_time() - cpu_start,
-        rss_before,
-        device,
-        params,
-    )
-
-
-def _report(
-    args: argparse.Namespace,
-    bs: int,
-    seconds: float,
-    cpu_seconds: float,
-    rss_before: int,
-    device: Any,
-    params: int,
-) -> None:
-    """The worker's result line: images/s, peak memory, the device, the parameter count."""
-    import torch
-
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device)
-        card = torch.cuda.get_device_name(device)
-    else:
-        peak = max(0, peak_rss_bytes() - rss_before)
-        card = f"cpu x{torch.get_num_threads()} threads"
-    result = {
-        "img_s": args.steps * bs / seconds,
-        # per second of the process's CPU time (all its threads): steadier than img/s when
-        # other work shares the machine's cores
-        "img_cpu_s": args.steps * bs / max(cpu_seconds, 1e-9),
-        "peak_bytes": peak,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "card": card,
-        "params": params,
-    }
-    print(json.dumps(result))
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    _report(args, bs, seconds, cpu_seconds, rss_before, device, params=params)
 
 
 def _synthetic_batches(bs: int, res: int, device: Any, memory_format: Any) -> list[tuple[Any, Any]]:
@@ -251,20 +222,7 @@ def _autodl_worker(args: argparse.Namespace) -> None:
         if cuda:
             torch.cuda.synchronize(device)
 
-    epoch(max(1, args.warmup))
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    epoch(args.steps)
-    _report(
-        args,
-        bs,
-        time.perf_counter() - start,
-        time.process_time() - cpu_start,
-        rss_before,
-        device,
-        params,
-    )
+    _measure(args, epoch, bs, device, rss_before, params)
 
 
 def memory_label(device: str) -> str:

@@ -135,8 +135,9 @@ def _report(
     cpu_seconds: float,
     rss_before: int,
     device: Any,
+    **extra: Any,
 ) -> None:
-    """The worker's result line: images/s, peak memory, the device."""
+    """The worker's result line: images/s, peak memory, the device (and ``extra`` fields)."""
     import torch
 
     if device.type == "cuda":
@@ -153,6 +154,7 @@ def _report(
         "peak_bytes": peak,
         "peak_rss_bytes": peak_rss_bytes(),
         "card": card,
+        **extra,
     }
     print(json.dumps(result))
 

@@ -160,23 +160,11 @@ class BOHBSearcher(Searcher):
         self._in_session = False
 
     # ------------------------------------------------------------------ global RNG
-    @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
-        """NumPy's global RNG holds this searcher's state for the whole block (swapped in and
-        out once, not around every ``get_config``/``new_result``): the same draws as per-call
-        swapping, provided nothing else in the block uses the global RNG."""
-        if self._in_session:
-            yield
-            return
-        with _numpy_global_rng(self._np):
-            self._in_session = True
-            try:
-                yield
-            finally:
-                self._in_session = False
-
-    def _library_call(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext() if self._in_session else _numpy_global_rng(self._np)
+    def _library_state(self) -> contextlib.AbstractContextManager[None]:
+        """NumPy's global RNG holding this searcher's state (hpbandster draws from the global
+        RNG): swapped in and out around each call, or once for a whole session (the same draws,
+        provided nothing else in the session uses the global RNG)."""
+        return _numpy_global_rng(self._np)
 
     # ------------------------------------------------------------------ incumbent
     @property

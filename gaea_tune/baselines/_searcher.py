@@ -110,14 +110,33 @@ class Searcher(ABC):
     def pending(self) -> list[Proposal]:
         return list(self._pending.values())
 
+    _in_session = False
+
+    def _library_state(self) -> contextlib.AbstractContextManager[None]:
+        """The process-wide state this searcher's library calls need, held while entered
+        (NumPy's global RNG for hpbandster, Optuna's log level); none by default."""
+        return contextlib.nullcontext()
+
+    def _library_call(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap one library call: the state is swapped in around it, unless a session holds it."""
+        return contextlib.nullcontext() if self._in_session else self._library_state()
+
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
         """A block of back-to-back asks and tells (a simulated search): a searcher that must
-        swap process-wide state around every library call (NumPy's global RNG for hpbandster,
-        Optuna's log level) swaps it once for the whole block instead. Inside the block nothing
-        else may use that state; outside it, every call leaves it as it found it. Re-entrant;
-        results are the same with or without it."""
-        yield
+        swap process-wide state around every library call (:meth:`_library_state`) swaps it once
+        for the whole block instead. Inside the block nothing else may use that state; outside
+        it, every call leaves it as it found it. Re-entrant; results are the same with or
+        without it."""
+        if self._in_session:
+            yield
+            return
+        with self._library_state():
+            self._in_session = True
+            try:
+                yield
+            finally:
+                self._in_session = False
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this searcher stands."""

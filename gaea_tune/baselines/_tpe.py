@@ -73,22 +73,10 @@ class TPESearcher(Searcher):
         self._decode = ParamDecoder(space)
         self._in_session = False
 
-    @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
-        """Optuna quiet for the whole block (its log level is set, which clears every logger's
-        cache, once rather than around every ask and tell)."""
-        if self._in_session:
-            yield
-            return
-        with _quiet():
-            self._in_session = True
-            try:
-                yield
-            finally:
-                self._in_session = False
-
-    def _library_call(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext() if self._in_session else _quiet()
+    def _library_state(self) -> contextlib.AbstractContextManager[None]:
+        """Optuna quiet (setting its log level clears every logger's cache): around each ask and
+        tell, or once for a whole session."""
+        return _quiet()
 
     def _ask(self) -> tuple[Any, int | None]:
         with self._library_call():
