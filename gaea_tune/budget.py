@@ -78,6 +78,7 @@ class BudgetLedger:
     last_report: dict[str, float] = field(default_factory=dict)
     offsets: dict[str, float] = field(default_factory=dict)
     lost_seconds: float = 0.0  # work charged after a crash that no checkpoint kept
+    _counted: set[str] = field(default_factory=set)  # trials whose cost is in finished_costs
 
     def __post_init__(self) -> None:
         if not self.budget > 0:
@@ -115,7 +116,8 @@ class BudgetLedger:
     def finish(self, trial_id: str, completed: bool = True) -> None:
         """A trial ended; a completed one's cost informs the estimate for the next one."""
         self.running.discard(trial_id)
-        if completed and trial_id in self.spent_by_trial:
+        if completed and trial_id in self.spent_by_trial and trial_id not in self._counted:
+            self._counted.add(trial_id)  # a finish seen again (after a resume) counts once
             self.finished_costs.append(self.spent_by_trial[trial_id])
 
     def charge_lost(self, device_seconds: float) -> None:

@@ -83,3 +83,17 @@ def test_weight_sharing_incumbent_is_where_the_search_stands():
     curve, incumbent = incumbent_curve(events, "weight-sharing", None)
     assert incumbent["genotype"] == B
     assert curve == [[10, 60.0], [20, 50.0]]  # no table: the search signal
+
+
+def test_a_finish_seen_twice_counts_once_in_the_expected_trial_cost():
+    """After a resume, Tune may report a trial's completion again: its cost informs the
+    estimate for the next trial once."""
+    from gaea_tune.budget import BudgetLedger
+
+    ledger = BudgetLedger(budget=12.0)
+    for trial, cost in (("a", 4.0), ("b", 1.0)):
+        ledger.start(trial)
+        ledger.charge(trial, cost)
+        ledger.finish(trial)
+    ledger.finish("a")
+    assert ledger.expected_trial_cost() == 2.5

@@ -403,15 +403,21 @@ def _check_run_tree(runs: list[dict], events: dict[str, list[dict]], methods: in
 
 
 def _budget_met(outcome: dict, events: list[dict], lost: float) -> None:
-    """Ended at the budget (>= 90% spent, or every trial finished), past it by at most one
-    reporting step plus the charged lost work."""
+    """Ended at the budget: >= 90% spent, every trial finished, or (the README's rule for
+    launching a standalone trial) the next trial, at the mean cost of the finished ones, would
+    not have fit; and past the budget by at most one reporting step plus the lost work."""
     budget, spent = outcome["budget_device_seconds"], outcome["spent_device_seconds"]
     results = _results(events)
     finished = {e["trial_id"] for e in events if e["kind"] == "finish"}
     started = {e["trial_id"] for e in results}
-    assert spent >= 0.9 * budget or (started and started <= finished), (
-        f"{outcome['label']} seed {outcome['seed']} stopped early: {spent:.1f} of {budget:g}"
-    )
+    cost = {e["trial_id"]: e["trial_device_seconds"] for e in results}
+    costs = [cost[t] for t in finished if t in cost]
+    next_trial = sum(costs) / len(costs) if costs else 0.0
+    assert (
+        spent >= 0.9 * budget
+        or (started and started <= finished)
+        or (next_trial and spent + next_trial > budget)
+    ), f"{outcome['label']} seed {outcome['seed']} stopped early: {spent:.1f} of {budget:g}"
     steps = [b["trial_device_seconds"] - a["trial_device_seconds"]
              for a, b in zip(results, results[1:]) if a["trial_id"] == b["trial_id"]]  # fmt: skip
     largest = max([*steps, *(e["trial_device_seconds"] for e in results[:1])], default=0.0)
