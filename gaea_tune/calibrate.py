@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -373,6 +374,65 @@ def _train_cell(genotype: Any, splits: Any, settings: dict[str, Any], seed: int)
     }
 
 
+def calibration_workers(settings: dict[str, Any], workers: int | None = None) -> int:
+    """Cells trained at once: ``workers`` if given (an integer >= 1, else ConfigError), else one
+    on a GPU and, on CPU, as many as this machine's cores hold at the trial's threads each."""
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers: expected an integer >= 1, got {workers!r}")
+        return workers
+    if settings["device"] != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(settings["threads"])))
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_start(settings: dict[str, Any]) -> None:
+    import torch
+
+    from gaea_tune.data import load_splits
+
+    if settings["device"] == "cpu":
+        torch.set_num_threads(settings["threads"])
+    _WORKER["splits"] = load_splits(**settings["dataset"])
+
+
+def _worker_cell(genotype: str, settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    from search_spaces import get_space
+
+    return _train_cell(get_space("nb201").parse(genotype), _WORKER["splits"], settings, seed)
+
+
+def _train_in_pool(
+    genotypes: list[Any],
+    settings: dict[str, Any],
+    seed: int,
+    workers: int,
+    record: Any,
+) -> None:
+    """Each cell in a worker process (a fork server's: clean, not a copy of this process); each
+    worker loads the data once. ``record(position, result)`` as cells finish."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_start, initargs=(settings,)
+    ) as pool:
+        futures = {
+            pool.submit(_worker_cell, str(genotype), settings, seed): position
+            for position, genotype in enumerate(genotypes)
+        }
+        for future in as_completed(futures):
+            record(futures[future], future.result())
+
+
 def calibrate(
     config: ExperimentConfig,
     cells: int = 20,
@@ -380,6 +440,7 @@ def calibrate(
     method: str | None = None,
     progress: bool = True,
     track: bool = True,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Train ``cells`` sampled NB201 cells under the standalone settings of ``config`` and
     measure how well their final validation accuracy ranks them by the NB201 ground truth.
@@ -388,7 +449,9 @@ def calibrate(
     the config's first standalone method). ``seed`` draws the cells (``numpy`` Generator,
     obeying ``space.exclude_none``) and seeds training and data as a comparison's seed ``seed``
     does. ``progress``: a progress bar (tqdm, or plain lines) on stderr. ``track``: log an
-    MLflow run tagged ``gaea.level=calibration`` in the comparison's experiment.
+    MLflow run tagged ``gaea.level=calibration`` in the comparison's experiment. ``workers``:
+    cells trained at once, each in its own process with the trial's threads (default
+    :func:`calibration_workers`); a cell's result does not depend on it.
 
     Writes ``OUTPUT_DIR/calibration/calibration.json`` and ``calibration.png`` and returns the
     same content as a dict (``statistics``, ``per_cell``, ``settings``, times, ``sentence``,
@@ -401,6 +464,7 @@ def calibrate(
     truth_column, reference_column = columns_for(config.dataset["name"])
     settings = calibration_settings(config, chosen, seed)
     genotypes = sample_cells(cells, seed, settings["exclude_none"])
+    workers = calibration_workers(settings, workers)
     uri, artifacts = tracking_settings(config)
     if track:
         from gaea_tune.tracking import check_experiment_usable
@@ -416,32 +480,44 @@ def calibrate(
     threads_before = torch.get_num_threads()
     started, cpu_started = time.perf_counter(), time.process_time()
     bar = _Progress(len(genotypes), progress)
-    rows: list[dict[str, Any]] = []
+    results: dict[int, dict[str, Any]] = {}
+
+    def record(position: int, result: dict[str, Any]) -> None:
+        results[position] = result
+        shown = (
+            f"valid {result['proxy_signal']:.1f}%"
+            if result["failure"] is None
+            else "failed (non-finite loss)"
+        )
+        bar.update(f"{shown}, {result['wall_seconds']:.0f} s")
+
     try:
-        if settings["device"] == "cpu":
-            torch.set_num_threads(settings["threads"])
-        splits = load_splits(**settings["dataset"])
-        for genotype in genotypes:
-            result = _train_cell(genotype, splits, settings, seed)
-            rows.append(
-                {
-                    "index": genotype.index,
-                    "genotype": str(genotype),
-                    **result,
-                    "ground_truth": table.lookup(genotype, truth_column),
-                    "table_signal": table.lookup(genotype, reference_column),
-                }
-            )
-            shown = (
-                f"valid {result['proxy_signal']:.1f}%"
-                if result["failure"] is None
-                else "failed (non-finite loss)"
-            )
-            bar.update(f"{shown}, {result['wall_seconds']:.0f} s")
+        if workers == 1:
+            if settings["device"] == "cpu":
+                torch.set_num_threads(settings["threads"])
+            splits = load_splits(**settings["dataset"])
+            for position, genotype in enumerate(genotypes):
+                record(position, _train_cell(genotype, splits, settings, seed))
+        else:
+            _train_in_pool(genotypes, settings, seed, workers, record)
     finally:
         bar.close()
         torch.set_num_threads(threads_before)
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    rows = [
+        {
+            "index": genotype.index,
+            "genotype": str(genotype),
+            **results[position],
+            "ground_truth": table.lookup(genotype, truth_column),
+            "table_signal": table.lookup(genotype, reference_column),
+        }
+        for position, genotype in enumerate(genotypes)
+    ]
+    # CPU time of this process plus the cells' own (which ran in worker processes, if any).
+    cpu = time.process_time() - cpu_started
+    if workers > 1:
+        cpu += sum(r["cpu_seconds"] for r in rows)
+    wall = time.perf_counter() - started
     usable = [r for r in rows if r["failure"] is None]
     if len(usable) < 3:
         raise RuntimeError(
@@ -472,6 +548,7 @@ def calibrate(
         "device_kind": rows[0]["device_kind"],
         "seconds_per_cell": wall / len(rows),
         "cpu_seconds_per_cell": cpu / len(rows),
+        "workers": workers,
         "per_cell": rows,
     }
     report["sentence"] = trust_sentence(statistics, truth_column, reference_column)

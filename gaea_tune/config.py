@@ -335,7 +335,8 @@ def _parse_yaml(text: str) -> Any:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (values parsed as YAML 1.2 scalars, never as code)."""
+    """Apply ``key.sub=value`` overrides (values parsed as YAML 1.2 scalars, never as code).
+    ``methods.LABEL.OPTION=null`` removes the option, so its default applies."""
     data = copy.deepcopy(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -362,7 +363,10 @@ def _set_path(data: dict[str, Any], key: str, value: Any, where: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"{where}: {key!r} goes through {part!r}, which is not a mapping")
         node = child
-    node[parts[-1]] = value
+    if value is None and len(parts) == 3 and parts[0] == "methods":
+        node.pop(parts[-1], None)  # a method option set to null: unset, its default applies
+    else:
+        node[parts[-1]] = value
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -400,7 +404,9 @@ def load_config(
 
     ``overrides``: ``["key.sub=value", ...]`` (as ``--set``: values parsed as YAML 1.2 scalars)
     or a mapping ``{"key.sub": value}`` whose values are used as given (a mapping value
-    replaces the whole section). Raises :class:`ConfigError` with a one-line message.
+    replaces the whole section). Either way a method option set to null
+    (``methods.LABEL.OPTION``) is removed, so its default applies. Raises
+    :class:`ConfigError` with a one-line message.
     """
     raw = load_yaml(path)
     if isinstance(overrides, Mapping):

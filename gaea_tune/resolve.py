@@ -9,9 +9,18 @@ spent and read back afterwards. Nothing here starts Ray or MLflow.
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 from gaea_tune.config import ExperimentConfig, MethodConfig
+
+
+def storage_folder(config: ExperimentConfig) -> str:
+    """The comparison's Ray Tune storage folder, absolute (a URI as given): ``storage_path``,
+    else ``OUTPUT_DIR/ray``; each invocation writes a sub-folder of it."""
+    workdir = Path(config.output_dir).expanduser().resolve()
+    storage = config.storage_path or str(workdir / "ray")
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 
 def method_options(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any]:

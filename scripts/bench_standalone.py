@@ -36,7 +36,6 @@ second of the process's CPU time) and peak memory.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -44,15 +43,19 @@ from typing import Any
 
 from bench_supernet import (
     _report,
+    add_common_arguments,
     current_rss_bytes,
+    finish_arguments,
     interleaved,
     prime_torch,
     print_ratios,
     print_table,
     ratios,
-    resolve_variants,
     run_worker,
+    selected_settings,
+    selected_variants,
     summarise,
+    write_figures,
 )
 
 SETTINGS = {
@@ -76,7 +79,6 @@ VARIANT_LABELS = {
 }
 NUM_CLASSES = 10
 IMPL_LABELS = {"ours": "gaea-tune", "autodl": "AutoDL TinyNetwork (ref)"}
-QUICK_STEPS, QUICK_WARMUP = 3, 1
 
 
 def best_cifar10_arch() -> str:
@@ -233,51 +235,20 @@ def memory_label(device: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 2)")
-    parser.add_argument("--repeats", type=int, default=3, help="fresh subprocesses per setting")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: 2 on CPU; 0: torch's)"
-    )
-    parser.add_argument("--settings", default=None, help=f"from {', '.join(SETTINGS)}")
-    parser.add_argument("--variants", default="fp32,comparison", help="numerics, comma list")
-    parser.add_argument("--quick", action="store_true", help="smoke setting: C=8, N=1, batch 16")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
-    parser.add_argument("--arch", help="NB201 arch string (default: best cifar10_test_200 cell)")
-    parser.add_argument(
-        "--reference-dir", metavar="PATH",
-        help="folder holding a checkout of D-X-Y/AutoDL-Projects: also train their TinyNetwork "
-        "of the same cell with their NB201 training loop (fp32), interleaved with ours, and "
-        "print the ratios",
+    add_common_arguments(
+        parser, SETTINGS, IMPL_LABELS, step="steps",
+        reference_help="folder holding a checkout of D-X-Y/AutoDL-Projects: also train their "
+        "TinyNetwork of the same cell with their NB201 training loop (fp32), interleaved with "
+        "ours, and print the ratios",
     )  # fmt: skip
-    parser.add_argument("--setting", help=argparse.SUPPRESS)
-    parser.add_argument("--variant", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--impl", default="ours", choices=tuple(IMPL_LABELS), help=argparse.SUPPRESS
-    )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--arch", help="NB201 arch string (default: best cifar10_test_200 cell)")
     args = parser.parse_args(argv)
-    if args.threads is None:
-        args.threads = 0 if args.device.startswith("cuda") else 2
-    if args.steps is None:
-        args.steps = QUICK_STEPS if args.quick else 10
-    if args.warmup is None:
-        args.warmup = QUICK_WARMUP if args.quick else 2
+    finish_arguments(parser, args)
     if args.worker:
         _autodl_worker(args) if args.impl == "autodl" else _worker(args)
         return 0
-    if args.steps < 1 or args.repeats < 1:
-        parser.error("--steps and --repeats must be >= 1")
-    settings = [s.strip() for s in (args.settings or "").split(",") if s.strip()]
-    settings = settings or (["quick"] if args.quick else DEFAULT_SETTINGS.split(","))
-    for s in settings:
-        if s not in SETTINGS:
-            parser.error(f"unknown setting {s!r}; allowed: {', '.join(SETTINGS)}")
-    try:
-        variants = resolve_variants(args.variants, args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    settings = selected_settings(parser, args, SETTINGS, DEFAULT_SETTINGS)
+    variants = selected_variants(parser, args)
     reference = args.reference_dir
     if reference:
         from bench_supernet import find_reference
@@ -334,12 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
         "ratios": ratio_table,
     }
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(folder, exist_ok=True)
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=1)
-        print(f"# figures written to {args.json}")
+    write_figures(args.json, figures)
     return 0
 
 

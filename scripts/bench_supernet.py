@@ -518,14 +518,94 @@ def memory_label(device: str) -> str:
     return "peak RSS (getrusage maxrss) minus the RSS before the supernet was built"
 
 
+DEFAULT_VARIANTS = "fp32,comparison"
+
+
+def add_common_arguments(
+    parser: argparse.ArgumentParser,
+    settings: dict[str, dict[str, int]],
+    impl_labels: dict[str, str],
+    *,
+    step: str,
+    reference_help: str,
+) -> None:
+    """The options both benchmarks take (device, steps, repeats, numerics, settings, figures,
+    the reference checkouts) and the hidden ones of worker mode. ``step``: what a timed step
+    is, for the help ("search steps"); ``reference_help``: what ``--reference-dir`` runs."""
+    add = parser.add_argument
+    add("--device", default="cpu", help="cpu | cuda | cuda:N")
+    add("--steps", type=int, default=None, help=f"timed {step} (default 10)")
+    add("--warmup", type=int, default=None, help="untimed steps (default 2)")
+    add("--repeats", type=int, default=3, help="fresh subprocesses per setting")
+    add("--threads", type=int, default=None,
+        help="torch threads (default: 2 on CPU; 0: torch's)")  # fmt: skip
+    add("--settings", default=None, help=f"from {', '.join(settings)}")
+    add("--variants", default=None, help=f"numerics, comma list (default: {DEFAULT_VARIANTS})")
+    add("--quick", action="store_true", help="smoke setting: C=8, N=1, batch 16")
+    add("--json", metavar="PATH", help="also write the figures to PATH")
+    add("--reference-dir", metavar="PATH", help=reference_help)
+    add("--setting", help=argparse.SUPPRESS)
+    add("--variant", help=argparse.SUPPRESS)
+    add("--impl", default="ours", choices=tuple(impl_labels), help=argparse.SUPPRESS)
+    add("--worker", action="store_true", help=argparse.SUPPRESS)
+
+
+def finish_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The defaults that depend on other options: ``--threads`` (0, torch's own, on CUDA; 2 on
+    CPU), ``--steps`` and ``--warmup`` (fewer with ``--quick``); outside worker mode a usage
+    error (exit 2) for ``--steps`` or ``--repeats`` below 1."""
+    if args.threads is None:
+        args.threads = 0 if args.device.startswith("cuda") else 2
+    if args.steps is None:
+        args.steps = QUICK_STEPS if args.quick else 10
+    if args.warmup is None:
+        args.warmup = QUICK_WARMUP if args.quick else 2
+    if not args.worker and (args.steps < 1 or args.repeats < 1):
+        parser.error("--steps and --repeats must be >= 1")
+
+
+def selected_settings(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    settings: dict[str, dict[str, int]],
+    default: str,
+) -> list[str]:
+    """The names in ``--settings`` (``quick`` with ``--quick``, else ``default``: a comma
+    list); an unknown name is a usage error (exit 2) listing ``settings``."""
+    chosen = [s.strip() for s in (args.settings or "").split(",") if s.strip()]
+    chosen = chosen or (["quick"] if args.quick else default.split(","))
+    for s in chosen:
+        if s not in settings:
+            parser.error(f"unknown setting {s!r}; allowed: {', '.join(settings)}")
+    return chosen
+
+
+def selected_variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The numerics of ``--variants`` (default ``fp32,comparison``) resolved for the device;
+    an unknown name is a usage error (exit 2)."""
+    try:
+        return resolve_variants(args.variants or DEFAULT_VARIANTS, args.device)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def write_figures(path: str | None, figures: dict[str, Any]) -> None:
+    """``figures`` as JSON to ``path`` (``--json``; its folder made), if given."""
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as handle:
+            json.dump(figures, handle, indent=1)
+        print(f"# figures written to {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--steps", type=int, default=None, help="timed search steps (default 10)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 2)")
-    parser.add_argument("--repeats", type=int, default=3, help="fresh subprocesses per setting")
-    parser.add_argument("--variants", default=None,
-                        help="numerics, comma list (default: fp32,comparison)")  # fmt: skip
+    add_common_arguments(
+        parser, SETTINGS, IMPL_LABELS, step="search steps",
+        reference_help="folder holding checkouts of liamcli/gaea_release and its AutoDL fork "
+        "(liamcli/AutoDL-Projects): also run GAEA's own NB201 search step (fp32, GAEA-DARTS "
+        "ERM), interleaved with ours, and print the ratios (default settings: paper)",
+    )  # fmt: skip
     parser.add_argument("--amp", action="store_true",
                         help="without --variants: bfloat16 autocast (channels_last unless --nchw)")  # fmt: skip
     parser.add_argument("--erm-joint", action="store_true",
@@ -535,36 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="gaea-darts")
     parser.add_argument("--formulation", default="erm", choices=("erm", "bilevel"))
     parser.add_argument("--space", default="nb201")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: 2 on CPU; 0: torch's)"
-    )
-    parser.add_argument("--settings", default=None, help=f"from {', '.join(SETTINGS)}")
-    parser.add_argument("--quick", action="store_true", help="smoke setting: C=8, N=1, batch 16")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
-    parser.add_argument(
-        "--reference-dir", metavar="PATH",
-        help="folder holding checkouts of liamcli/gaea_release and its AutoDL fork "
-        "(liamcli/AutoDL-Projects): also run GAEA's own NB201 search step (fp32, GAEA-DARTS "
-        "ERM), interleaved with ours, and print the ratios (default settings: paper)",
-    )  # fmt: skip
-    parser.add_argument("--setting", help=argparse.SUPPRESS)
-    parser.add_argument("--variant", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--impl", default="ours", choices=tuple(IMPL_LABELS), help=argparse.SUPPRESS
-    )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads is None:
-        args.threads = 0 if args.device.startswith("cuda") else 2
-    if args.steps is None:
-        args.steps = QUICK_STEPS if args.quick else 10
-    if args.warmup is None:
-        args.warmup = QUICK_WARMUP if args.quick else 2
+    finish_arguments(parser, args)
     if args.worker:
         _gaea_worker(args) if args.impl == "gaea" else _worker(args)
         return 0
-    if args.steps < 1 or args.repeats < 1:
-        parser.error("--steps and --repeats must be >= 1")
     reference = args.reference_dir
     if reference:
         if not os.path.isdir(reference):
@@ -583,19 +638,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--reference-dir compares GAEA-DARTS ERM on nb201 only")
         if args.erm_joint:
             parser.error("--reference-dir runs the separate architecture step GAEA runs")
-    default_settings = "paper" if reference else DEFAULT_SETTINGS
-    settings = [s.strip() for s in (args.settings or "").split(",") if s.strip()]
-    settings = settings or (["quick"] if args.quick else default_settings.split(","))
-    for s in settings:
-        if s not in SETTINGS:
-            parser.error(f"unknown setting {s!r}; allowed: {', '.join(SETTINGS)}")
+    settings = selected_settings(parser, args, SETTINGS, "paper" if reference else DEFAULT_SETTINGS)
     if args.variants is None and (args.amp or args.nchw):
         variants = [("bf16" if args.amp else "fp32") + ("" if args.nchw else "-cl")]
     else:
-        try:
-            variants = resolve_variants(args.variants or "fp32,comparison", args.device)
-        except ValueError as error:
-            parser.error(str(error))
+        variants = selected_variants(parser, args)
 
     def measure(setting: str, variant: str, impl: str) -> dict[str, Any]:
         cmd = [
@@ -647,12 +694,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
         "ratios": ratio_table,
     }
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(folder, exist_ok=True)
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=1)
-        print(f"# figures written to {args.json}")
+    write_figures(args.json, figures)
     return 0
 
 

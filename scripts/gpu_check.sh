@@ -7,8 +7,9 @@
 #      (C=16, N=5) at batch 64 and 256
 #   4. compare + compare-summary: a tiny real `gaea-tune compare` (tune_configs/gpu_check.yaml:
 #      gaea-darts, darts, random, bohb on the bundled subset, 4 trials sharing the card with
-#      resources.gpu=0.25), and a check of its summary.json (every method has a finished seed
-#      that spent budget, device_kind gpu)
+#      resources.gpu=0.25, after `--calibrate random` on 3 cells), and a check of its
+#      summary.json (every method has a finished seed that spent budget, random's calibration
+#      is in the report, device_kind gpu)
 # then writes every figure and each step's PASS/FAIL to DIR/gpu_check.json.
 #
 #   bash scripts/gpu_check.sh [--dry-run] [--out DIR]
@@ -260,7 +261,7 @@ fi
 if ((CUDA_OK)); then
   rm -rf "$COMPARE_DIR"
   step compare "$LIMIT_COMPARE" "$PY" -m gaea_tune.cli compare tune_configs/gpu_check.yaml \
-    "${COMPARE_SETS[@]}" --set "output_dir=$COMPARE_DIR"
+    "${COMPARE_SETS[@]}" --set "output_dir=$COMPARE_DIR" --calibrate random --calibrate-cells 3
   step compare-summary "$LIMIT_SUMMARY" "$PY" - "$OUT_DIR" "$COMPARE_DIR" "$MODE" <<'PYEOF'
 import json
 import re
@@ -303,6 +304,9 @@ for label in expected:
         "ground_truth": [s.get("ground_truth") for s in seeds],
         "throughput": [s.get("throughput") for s in seeds],
     }
+calibration = (summary.get("calibration") or {}).get("random")
+if calibration is None or calibration.get("cells") != 3:
+    problems.append(f"random: no 3-cell calibration of its settings in the report ({calibration})")
 if mode == "gpu" and summary.get("device_kind") != "gpu":
     problems.append(f"device_kind is {summary.get('device_kind')!r}, expected 'gpu'")
 result = {
@@ -310,6 +314,7 @@ result = {
     "device_kind": summary.get("device_kind"),
     "budget_device_seconds": summary.get("budget_device_seconds"),
     "methods": methods,
+    "calibration": calibration,
     "problems": problems,
 }
 (out / "compare.json").write_text(json.dumps(result, indent=1))

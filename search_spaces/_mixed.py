@@ -17,6 +17,9 @@ Modes, one per search method family:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -30,12 +33,19 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(batch, channels, height, width)
 
 
-def _weighted_sum(x: torch.Tensor, weights: torch.Tensor, ops: nn.ModuleList) -> torch.Tensor:
+def _weighted_sum(
+    x: Any,
+    weights: torch.Tensor,
+    ops: nn.ModuleList,
+    run: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """``sum(w * op(x))`` in op order, without the ``0 + ...`` that Python's ``sum`` starts with
-    (one full-size add and buffer fewer per edge; the same values)."""
+    (one full-size add and buffer fewer per edge; the same values). ``run(op, x)``, if given,
+    stands for ``op(x)`` (the NB201 search cell passes a node index and shares the ReLU of its
+    ReLU-Conv-BN ops per node). Raises ``ValueError`` without ops."""
     total: torch.Tensor | None = None
     for w, op in zip(weights, ops):
-        term = w * op(x)
+        term = w * (op(x) if run is None else run(op, x))
         total = term if total is None else total + term
     if total is None:
         raise ValueError("a mixed op needs at least one candidate op")

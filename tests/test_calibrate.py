@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,39 @@ def test_calibrate_cli_end_to_end(tmp_path):
         assert key in run.data.metrics, key
     assert run.data.params["cells"] == "3" and run.data.params["settings.epochs"] == "1"
     assert {"calibration.json", "calibration.png"} <= tracker.artifact_names(run.info.run_id)
+
+
+def test_workers_default_and_refusal(tmp_path):
+    from gaea_tune.calibrate import calibration_workers
+
+    cpu = {"device": "cpu", "threads": 1}
+    assert calibration_workers(cpu) == len(os.sched_getaffinity(0))
+    assert calibration_workers({"device": "cpu", "threads": 64}) == 1
+    assert calibration_workers({"device": "cuda", "threads": 1}) == 1
+    assert calibration_workers(cpu, 3) == 3
+    config = load_config(QUICKSTART, overrides={"output_dir": str(tmp_path)})
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match=f"workers: expected an integer >= 1, got {bad!r}"):
+            calibrate(config, cells=3, progress=False, workers=bad)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.integration
+def test_cells_trained_in_worker_processes_match_this_process(tmp_path):
+    tiny = {"space": {"name": "nb201", "C": 4, "N": 1},
+            "dataset": {"name": "cifar10-subset", "max_train": 128, "max_valid": 64,
+                        "resolution": 8},
+            "methods": {"random": {"epochs": 1, "batch_size": 32}}}  # fmt: skip
+    reports = {}
+    for workers in (1, 2):
+        config = load_config(
+            QUICKSTART, overrides={**tiny, "output_dir": str(tmp_path / str(workers))}
+        )
+        reports[workers] = calibrate(config, cells=3, progress=False, track=False,
+                                     workers=workers)  # fmt: skip
+    assert reports[1]["workers"] == 1 and reports[2]["workers"] == 2
+    keys = ("genotype", "proxy_signal", "valid_curve", "ground_truth")
+    assert [[row[k] for k in keys] for row in reports[2]["per_cell"]] == [
+        [row[k] for k in keys] for row in reports[1]["per_cell"]
+    ]
+    assert reports[2]["cpu_seconds"] >= sum(r["cpu_seconds"] for r in reports[2]["per_cell"])

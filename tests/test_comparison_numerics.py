@@ -34,7 +34,10 @@ def test_numerics_are_set_once_for_the_comparison():
         == methods["random"]["precision"]
         == ("bfloat16 autocast")
     )
-    with pytest.raises(ConfigError, match="methods.gaea-darts.amp: True is not a per-method option: precision is one per"):
+    with pytest.raises(
+        ConfigError,
+        match="methods.gaea-darts.amp: True is not a per-method option: precision is one per",
+    ):
         parse_config({**BASE, "methods": {"gaea-darts": {"amp": True}}})
     with pytest.raises(ConfigError, match="numerics: unknown key 'fp16'"):
         parse_config({**BASE, "numerics": {"fp16": True}})

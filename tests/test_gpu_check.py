@@ -102,6 +102,9 @@ def test_gpu_check_dry_run(tmp_path):
     for method in METHODS:
         entry = compare["methods"][method]
         assert entry["finished_seeds"] == 1 and max(entry["spent_device_seconds"]) > 0
+    # `compare --calibrate random` measured random's proxy first; the report shows it
+    assert compare["calibration"]["cells"] == 3
+    assert -1 <= compare["calibration"]["kendall"] <= 1
     assert (out / "compare.log").exists() and (out / "environment.json").exists()
 
 

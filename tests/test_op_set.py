@@ -35,7 +35,10 @@ def test_default_op_set_keeps_none_for_both_families():
 
 def test_a_method_level_op_set_is_refused():
     raw = {**BASE, "methods": {"gaea-darts": {"exclude_none": True}, "random": {}}}
-    with pytest.raises(ConfigError, match="methods.gaea-darts.exclude_none: True is not a per-method option: the candidate-op set"):
+    with pytest.raises(
+        ConfigError,
+        match="methods.gaea-darts.exclude_none: True is not a per-method option: the candidate-op set",
+    ):
         parse_config(raw)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -116,8 +117,13 @@ def test_command_prints_mean_and_std_per_method_and_dataset(capsys, tmp_path):
                                        sample_size=2))  # fmt: skip
     assert f"{expected['mean']:.2f} +- {expected['std']:.2f}" in out
     assert sum(line.startswith(("random ", "rea-small ")) for line in out.splitlines()) == 4
-    assert "wall time per method: random" in out
-    assert (tmp_path / "s").exists()
+    assert "wall time: " in out and "(inline, 1 worker); the searches' CPU time: " in out
+    summary = json.loads((tmp_path / "s").read_text())
+    assert summary["executor"] == "inline" and summary["workers"] == 1
+    assert set(summary["search_cpu_seconds"]) == {"random", "rea-small"}
+    assert [(r["method"], r["dataset"]) for r in summary["rows"]] == [
+        ("random", "cifar10"), ("random", "cifar100"), ("rea-small", "cifar10"),
+        ("rea-small", "cifar100")]  # fmt: skip
 
 
 def test_command_rejects_bad_configs(capsys, tmp_path):
@@ -149,7 +155,9 @@ def test_command_rejects_bad_configs(capsys, tmp_path):
     module, args = _parse([str(config), "--no-ray"])
     assert module.run(args) == 2
     (line,) = capsys.readouterr().out.strip().splitlines()
-    assert line.startswith("gaea-tune tabular: error: rea on cifar10: budget_seconds=1.0 is too small")
+    assert line.startswith(
+        "gaea-tune tabular: error: rea on cifar10: budget_seconds=1.0 is too small"
+    )
 
 
 def test_command_runs_a_method_named_twice_once(capsys, tmp_path):
@@ -180,28 +188,122 @@ def ray_two_cpus():
     ray.shutdown()
 
 
+def _plain(study):
+    return simulate_many(study.method, study.dataset, study.budget_seconds, study.seeds,
+                         **study.options)  # fmt: skip
+
+
+def _two_studies():
+    from gaea_tune.tune._tabular import Study
+
+    return [
+        Study("rea", "rea", "cifar10", 12000, list(range(9)), {"population_size": 10,
+                                                               "sample_size": 3}),
+        Study("bohb-paper", "bohb", "cifar100", 24000, [4, 1, 3], {"style": "paper"}),
+    ]  # fmt: skip
+
+
+def _same(a, b):
+    return [(r.seed, r.incumbent, r.test_accuracy, r.curve) for r in a] == [
+        (r.seed, r.incumbent, r.test_accuracy, r.curve) for r in b
+    ]
+
+
 @pytest.mark.integration
-def test_ray_spreads_seeds_and_matches_the_plain_loop(ray_two_cpus, monkeypatch):
+def test_ray_spreads_the_studies_and_matches_the_plain_loop(ray_two_cpus, monkeypatch):
     import ray
 
     from gaea_tune.tune import _tabular
 
-    # One seed probed here, then Ray (already running) takes the rest however cheap they are.
-    monkeypatch.setattr(_tabular, "PROBE_SECONDS", 0.0)
+    # The first seed of each study here, then Ray (already running) takes the rest, however cheap.
     monkeypatch.setattr(_tabular, "RAY_RUNNING_PAYS_SECONDS", 0.0)
     remote_calls = []
     real_remote = ray.remote
     monkeypatch.setattr(
         ray, "remote", lambda *a, **k: remote_calls.append(k) or real_remote(*a, **k)
     )
-    seeds = list(range(9))
-    spread = _tabular.run_seeds("rea", "cifar10", 12000, seeds, population_size=10, sample_size=3)
-    assert remote_calls == [{"num_cpus": 1}]
-    plain = simulate_many("rea", "cifar10", 12000, seeds, population_size=10, sample_size=3)
-    assert [r.seed for r in spread] == seeds
-    assert [(r.incumbent, r.test_accuracy, r.curve) for r in spread] == [
-        (r.incumbent, r.test_accuracy, r.curve) for r in plain
-    ]
+    studies = _two_studies()
+    counted = []
+    where = {}
+    spread = _tabular.run_studies(
+        studies, on_chunk=lambda study, n: counted.append((study, n)), where=where
+    )
+    assert remote_calls == [{"num_cpus": 1}] and where == {"executor": "ray", "workers": 2}
+    for study, results in zip(studies, spread):
+        assert _same(results, _plain(study))
+        assert sum(n for s, n in counted if s is study) == len(study.seeds)
+
+
+@pytest.mark.integration
+def test_a_local_process_pool_runs_the_studies_and_matches_the_plain_loop(monkeypatch):
+    import ray
+
+    from gaea_tune.tune import _tabular
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was used on one machine")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as if no Ray ran in this process
+    monkeypatch.setattr(ray, "init", no_ray)
+    monkeypatch.setattr(ray, "remote", no_ray)
+    monkeypatch.setattr(_tabular, "POOL_PAYS_SECONDS", 0.0)
+    monkeypatch.setattr(_tabular, "_pool_cpus", lambda: 2)  # a pool even on a 1-CPU runner
+    started = []
+    real_pool = _tabular._on_pool
+    monkeypatch.setattr(_tabular, "_on_pool", lambda *a: started.append(1) or real_pool(*a))
+    studies = _two_studies()
+    counted = []
+    where = {}
+    pooled = _tabular.run_studies(
+        studies, on_chunk=lambda study, n: counted.append((study, n)), where=where
+    )
+    assert started == [1] and where == {"executor": "pool", "workers": 2}
+    for study, results in zip(studies, pooled):
+        assert _same(results, _plain(study))
+        assert sum(n for s, n in counted if s is study) == len(study.seeds)
+
+
+def test_run_studies_stays_in_process_when_no_worker_would_pay(monkeypatch):
+    import ray
+
+    from gaea_tune.tune import _tabular
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a worker was started although it would not pay")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refused)
+    monkeypatch.setattr(ray, "remote", refused)
+    monkeypatch.setattr(_tabular, "_on_pool", refused)
+    monkeypatch.setattr(_tabular, "POOL_PAYS_SECONDS", 1e9)
+    monkeypatch.setattr(_tabular, "RAY_START_PAYS_SECONDS", 1e9)
+    monkeypatch.setattr(_tabular, "RAY_RUNNING_PAYS_SECONDS", 1e9)
+    results = _tabular.run_seeds("rea", "cifar10", 12000, [5, 2, 7], population_size=10)
+    plain = simulate_many("rea", "cifar10", 12000, [5, 2, 7], population_size=10)
+    assert _same(results, plain)
+    studies = _two_studies()
+    for executor in ("auto", "inline"):
+        for study, got in zip(studies, _tabular.run_studies(studies, executor=executor)):
+            assert _same(got, _plain(study))
+
+
+def test_run_studies_refuses_bad_input_before_any_search(monkeypatch):
+    from gaea_tune.baselines import _tabular as searches
+    from gaea_tune.tune import _tabular
+
+    monkeypatch.setattr(searches, "_search", lambda *a: pytest.fail("a search ran"))
+    study = _two_studies()[0]
+    with pytest.raises(ValueError, match="chunks_per_cpu must be an integer >= 1, got 0"):
+        _tabular.run_studies([study], chunks_per_cpu=0)
+    with pytest.raises(ValueError, match="executor: unknown value 'threads'; allowed: auto, "):
+        _tabular.run_studies([study], executor="threads")
+    bad = _tabular.Study("x", "rea", "cifar10", 12000, [1], {"population_size": 0})
+    with pytest.raises(ValueError, match="population_size"):
+        _tabular.run_studies([study, bad])
+    with pytest.raises(ValueError, match="seeds must not be empty"):
+        _tabular.run_studies([_tabular.Study("x", "rea", "cifar10", 12000, [])])
+    with pytest.raises(ValueError, match="budget_seconds must be > 0, got 0"):
+        _tabular.run_studies([_tabular.Study("x", "rea", "cifar10", 0, [1])])
 
 
 # ---------------------------------------------------------------- speed paths keep the results
@@ -259,28 +361,6 @@ def test_param_decoder_matches_decode_and_its_errors():
         decoder(bad)
     with pytest.raises(ValueError, match=r"parameters \['edge_3_2'\] missing"):
         decoder({k: v for k, v in params.items() if k != "edge_3_2"})
-
-
-def test_run_seeds_stays_in_process_when_ray_would_not_pay(monkeypatch):
-    import ray
-
-    from gaea_tune.tune import _tabular
-
-    def no_ray(*args, **kwargs):
-        raise AssertionError("Ray was used although it would not pay")
-
-    monkeypatch.setattr(ray, "init", no_ray)
-    monkeypatch.setattr(ray, "remote", no_ray)
-    monkeypatch.setattr(_tabular, "PROBE_SECONDS", 0.0)  # one seed probed, then the estimate
-    monkeypatch.setattr(_tabular, "RAY_START_PAYS_SECONDS", 1e9)
-    monkeypatch.setattr(_tabular, "RAY_RUNNING_PAYS_SECONDS", 1e9)
-    results = _tabular.run_seeds("rea", "cifar10", 12000, [5, 2, 7], population_size=10)
-    plain = simulate_many("rea", "cifar10", 12000, [5, 2, 7], population_size=10)
-    assert [(r.seed, r.incumbent, r.curve) for r in results] == [
-        (r.seed, r.incumbent, r.curve) for r in plain
-    ]
-    with pytest.raises(ValueError, match="chunks_per_cpu must be an integer >= 1, got 0"):
-        _tabular.run_seeds("rea", "cifar10", 12000, [1], chunks_per_cpu=0)
 
 
 def _bench_script():

@@ -20,6 +20,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, metavar="S", help="draws the cells; seeds training (0)"
     )
     parser.add_argument(
+        "--workers", type=int, default=None, metavar="W",
+        help="cells trained at once, each in its own process (default: one per core the trial's "
+        "threads leave, one on a GPU)",
+    )  # fmt: skip
+    parser.add_argument(
         "--method",
         default=None,
         metavar="LABEL",
@@ -36,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from gaea_tune.tracking import TrackingError
 
     try:
-        report = calibrate(config, cells=args.cells, seed=args.seed, method=args.method)
+        report = calibrate(
+            config, cells=args.cells, seed=args.seed, method=args.method, workers=args.workers
+        )
     except (ConfigError, TrackingError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)
         return 2

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from gaea_tune.commands._common import add_config_arguments, load_or_exit
-from gaea_tune.config import ConfigError
+from gaea_tune.config import ConfigError, ExperimentConfig
 from gaea_tune.tracking import TrackingError
 
 
@@ -20,6 +21,71 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue a killed comparison in the same output_dir"
     )
+    parser.add_argument(
+        "--calibrate", nargs="*", default=None, metavar="LABEL",
+        help="first measure the proxy fidelity of these standalone methods' settings (default: "
+        "every standalone method), as `gaea-tune calibrate` does, unless this store already "
+        "has it, so the report shows how far the ranking can be trusted",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calibrate-cells", type=int, default=20, metavar="K",
+        help="cells per calibration (default 20)",
+    )  # fmt: skip
+
+
+def calibration_plan(config: ExperimentConfig, labels: list[str], cells: int) -> list[str]:
+    """The standalone methods whose settings ``compare --calibrate`` measures first: ``labels``
+    (all standalone methods if empty), less those whose settings this store has measured already
+    or another label in the plan measures (the same settings). ConfigError for a label that is
+    not a standalone method of the config, or a cell count ``gaea-tune calibrate`` refuses;
+    before any compute."""
+    from gaea_tune.calibrate import calibration_method, calibration_settings, sample_cells
+    from gaea_tune.report import _calibration_key, calibrations
+
+    if config.mode != "live" or config.dataset.get("simulate"):
+        raise ConfigError(
+            "--calibrate: this comparison trains no networks (its search signal is the NB201 "
+            "table's); allowed only with mode: live and no dataset.simulate"
+        )
+    try:
+        chosen = [calibration_method(config, label) for label in labels] if labels else [
+            m for m in config.methods if m.family == "standalone"
+        ]  # fmt: skip
+        if not chosen:
+            calibration_method(config)  # raises: no standalone method to calibrate
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("--method:", "--calibrate:", 1)) from None
+    try:
+        sample_cells(cells, 0, bool(config.space.get("exclude_none", False)))  # checks the count
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("cells:", "--calibrate-cells:", 1)) from None
+    measured = set(_stored_calibrations(config, calibrations))
+    plan: list[str] = []
+    keys: set[str] = set()
+    for method in chosen:
+        key = _calibration_key(calibration_settings(config, method, 0))
+        if method.label in measured or key in keys:
+            continue
+        keys.add(key)
+        plan.append(method.label)
+    return plan
+
+
+def _stored_calibrations(config: ExperimentConfig, calibrations: Any) -> dict[str, Any]:
+    """The labels whose settings the config's MLflow store has a calibration of (none if the
+    store or experiment does not exist yet)."""
+    from mlflow.tracking import MlflowClient
+
+    from gaea_tune.calibrate import tracking_settings
+    from gaea_tune.tracking import Tracker, _local_store_missing, check_experiment_usable
+
+    uri, artifacts = tracking_settings(config)
+    if _local_store_missing(uri):
+        return {}
+    check_experiment_usable(uri, config.name)
+    if MlflowClient(tracking_uri=uri).get_experiment_by_name(config.name) is None:
+        return {}
+    return calibrations(Tracker(uri, config.name, artifacts), config.raw)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +99,19 @@ def run(args: argparse.Namespace) -> int:
 
     # A bar of the device-seconds spent by all methods x seeds on a terminal; the per-method
     # status block every progress_every_seconds either way (above the bar, or as plain lines).
+    if args.calibrate is not None:
+        try:
+            plan = calibration_plan(config, args.calibrate, args.calibrate_cells)
+        except (ConfigError, TrackingError) as error:
+            print(f"gaea-tune: error: {error}", file=sys.stderr)
+            return 2
+        for label in plan:
+            print(f"calibrating the settings of {label} on {args.calibrate_cells} cells "
+                  "(gaea-tune calibrate)")  # fmt: skip
+            from gaea_tune.calibrate import calibrate
+
+            report = calibrate(config, cells=args.calibrate_cells, method=label)
+            print(report["sentence"])
     total = config.budget_device_seconds * len(config.methods) * len(config.seeds)
     progress = Progress(total=round(total), desc="compare", unit="device-s", stream=sys.stdout,
                         plain_updates=False)  # fmt: skip

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from gaea_tune.commands._common import add_config_arguments, load_or_exit
+from gaea_tune.config import ExperimentConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -13,8 +16,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--show",
         action="store_true",
-        help="print every setting that will run, defaults filled in, as YAML",
+        help="print every setting that will run, defaults filled in, as YAML (relative "
+        "paths resolved against the current folder, as a run started here resolves them)",
     )
+
+
+def run_paths(config: ExperimentConfig) -> dict[str, Any]:
+    """Where a run started in the current folder writes: ``output_dir`` (absolute),
+    ``tracking_uri`` and ``artifact_location`` (the config's, else the SQLite store and the
+    artifact folder in ``output_dir``) and ``storage_path`` (Ray Tune's checkpoints: the
+    config's, else ``output_dir/ray``; each invocation in a sub-folder of it; ``None`` in
+    tabular mode, which runs no Ray trials)."""
+    from gaea_tune.calibrate import tracking_settings
+    from gaea_tune.resolve import storage_folder
+
+    workdir = Path(config.output_dir).expanduser().resolve()
+    tracking_uri, artifact_location = tracking_settings(config)
+    storage = None if config.mode == "tabular" else storage_folder(config)
+    return {
+        "output_dir": str(workdir),
+        "tracking_uri": tracking_uri,
+        "artifact_location": artifact_location,
+        "storage_path": storage,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         yaml.default_flow_style = False
         yaml.sort_base_mapping_type_on_output = False
         buffer = io.StringIO()
-        yaml.dump(resolved_settings(config), buffer)
+        settings = resolved_settings(config)
+        settings["comparison"].update(run_paths(config))
+        yaml.dump(settings, buffer)
         print("# resolved settings (every default filled in)")
         print(buffer.getvalue().rstrip())
     return 0

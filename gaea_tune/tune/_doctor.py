@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from gaea_tune.config import ConfigError, ExperimentConfig
+from gaea_tune.resolve import storage_folder
 
 PROBE_TIMEOUT_S = 180.0  # a node may have to start a Python worker to answer
 VERSION_KEYS = ("gaea-tune", "ray", "torch", "python")
@@ -296,13 +297,6 @@ def _status(check: dict[str, Any] | None) -> str:
     if not check or check.get("ok") is None:
         return (check or {}).get("detail", "-")
     return ("ok: " if check["ok"] else "FAIL: ") + check["detail"]
-
-
-def storage_folder(config: ExperimentConfig) -> str:
-    """The comparison's Tune storage folder (its base; each invocation writes a subfolder)."""
-    workdir = Path(config.output_dir).expanduser().resolve()
-    storage = config.storage_path or str(workdir / "ray")
-    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 
 def check_cluster(

@@ -22,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from gaea_tune.baselines._options import TRAINING_DEFAULTS
 from gaea_tune.budget import device_count
 from gaea_tune.config import ExperimentConfig, MethodConfig
-from gaea_tune.resolve import method_options
+from gaea_tune.resolve import method_options, storage_folder
 from gaea_tune.tracking import Tracker
 from gaea_tune.tune._backend import (
     RunContext,
@@ -315,10 +315,7 @@ def _run_live(context: RunContext) -> list[dict[str, Any]]:
         context.resume,
         context.progress,
     )
-    storage = config.storage_path or str(run_dir.parent.parent / "ray")
-    if "://" not in storage:
-        storage = str(Path(storage).expanduser().resolve())
-    storage = f"{storage.rstrip('/')}/{context.invocation}"
+    storage = f"{storage_folder(config).rstrip('/')}/{context.invocation}"
     node = NodeAffinitySchedulingStrategy(
         node_id=ray.get_runtime_context().get_node_id(), soft=False
     )

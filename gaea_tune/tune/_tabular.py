@@ -1,27 +1,78 @@
-"""Seeds of the tabular NB201 simulation, in this process or spread over Ray's CPUs.
+"""Seeds of the tabular NB201 simulation: in this process, in a local process pool, or as Ray tasks.
 
-One search is a plain loop (gaea_tune.baselines.simulate). Ray only runs chunks of seeds in
-parallel, so its per-task overhead is paid once per chunk, not once per search or evaluation,
-and only where it pays: the first seeds run here, and from their speed the rest are estimated;
-Ray is started (or, if already up, used) only when the remaining work clearly outweighs its
-start-up. Every search depends on its seed alone, so where it ran never changes a result.
+One search is a plain loop (gaea_tune.baselines.simulate). A *study* is one method on one dataset
+over many seeds; :func:`run_studies` runs several studies at once, so no worker idles while the
+last searches of one method finish and the next method has not started. Searches go in chunks of
+seeds, so the per-task overhead is paid once per chunk, not once per search.
+
+Where they run (``executor``):
+
+- ``"inline"``: this process, one search after another.
+- ``"pool"``: a local process pool of the standard library (one process per CPU, started by a
+  fork server that imports the searchers once). On one machine this is what a study costs: a Ray
+  cluster's own processes (GCS, raylet, workers importing the libraries) take a share of every
+  core, about 15% of the wall time of the 500-seed CIFAR-10 study on 2 cores.
+- ``"ray"``: Ray tasks, one CPU each, spread over the cluster at ``address`` (or a running Ray).
+- ``"auto"`` (default): the first seed of each study runs here; from its speed the rest is
+  estimated, and it goes to Ray when an address is given or Ray is already running, else to the
+  pool, each only when the estimate clearly outweighs the start-up; otherwise it stays here.
+
+Every search depends on its seed alone, so where it ran never changes a result.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from gaea_tune.baselines import TabularResult, simulate, simulate_many, tabular_options
 
-# Seconds of searching in this process before deciding whether Ray pays for the rest.
-PROBE_SECONDS = 1.0
-# Estimated in-process seconds left above which starting Ray (a local cluster: its processes,
-# then workers importing torch, hpbandster and Optuna) pays off ...
+EXECUTORS = ("auto", "inline", "pool", "ray")
+# Estimated in-process seconds left above which a local process pool pays off (its fork server
+# imports the searchers once, ~1-2 s of one core) ...
+POOL_PAYS_SECONDS = 3.0
+# ... above which starting Ray (a local cluster: its processes, then workers importing the
+# searchers) pays off ...
 RAY_START_PAYS_SECONDS = 20.0
-# ... and above which an already running Ray pays off (task round trips, cold workers).
+# ... and above which an already running Ray (or a cluster at ``address``) pays off.
 RAY_RUNNING_PAYS_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class Study:
+    """One method on one dataset over ``seeds``: ``simulate(method, dataset, budget_seconds,
+    seed, **options)`` for each seed. ``label`` names it in progress lines."""
+
+    label: str
+    method: str
+    dataset: str
+    budget_seconds: float
+    seeds: Sequence[int]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """A bad method, option, budget or seed list: ValueError before any search starts."""
+        if not self.seeds:
+            raise ValueError(f"{self.label}: seeds must not be empty")
+        tabular_options(self.method, self.options)
+        if isinstance(self.budget_seconds, bool) or not (
+            isinstance(self.budget_seconds, (int, float)) and self.budget_seconds > 0
+        ):
+            raise ValueError(f"budget_seconds must be > 0, got {self.budget_seconds!r}")
+
+
+@contextlib.contextmanager
+def _naming(study: Study) -> Iterator[None]:
+    """A search's ValueError (e.g. a budget below one evaluation) raised again with the study's
+    label and dataset in front."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(f"{study.label} on {study.dataset}: {error}") from error
 
 
 def _chunks(seeds: list[int], count: int) -> list[list[int]]:
@@ -29,19 +80,204 @@ def _chunks(seeds: list[int], count: int) -> list[list[int]]:
     return [seeds[i::count] for i in range(count)]
 
 
-def _probe(
-    method: str, dataset: str, budget_seconds: float, seeds: list[int], seconds: float,
-    options: dict[str, Any],
-) -> tuple[list[TabularResult], float]:  # fmt: skip
-    """Searches of the first seeds, in this process, until ``seconds`` have passed (at least
-    one); returns them and the wall seconds per search."""
-    done: list[TabularResult] = []
-    started = time.perf_counter()
+def _pool_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run_studies(
+    studies: Sequence[Study],
+    *,
+    executor: str = "auto",
+    address: str | None = None,
+    chunks_per_cpu: int = 16,
+    on_chunk: Callable[[Study, int], None] | None = None,
+    where: dict[str, Any] | None = None,
+) -> list[list[TabularResult]]:
+    """Every study's searches, in seed order per study (see the module docstring).
+
+    ``chunks_per_cpu``: chunks of seeds per study and worker CPU (more: a shorter tail, more
+    round trips). ``on_chunk(study, searches)`` is called in this process as chunks finish.
+    ``where``, if given, is filled with ``executor`` (where the searches after the first seeds
+    ran) and ``workers`` (processes or Ray CPUs).
+    Raises ValueError for a bad executor, chunk count, method, option or budget before any
+    search starts, and the first search error (e.g. a budget below one evaluation) as it is.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor: unknown value {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if isinstance(chunks_per_cpu, bool) or not (
+        isinstance(chunks_per_cpu, int) and chunks_per_cpu >= 1
+    ):
+        raise ValueError(f"chunks_per_cpu must be an integer >= 1, got {chunks_per_cpu!r}")
+    for study in studies:
+        study.check()
+    seeds = [[int(s) for s in study.seeds] for study in studies]
+    done: list[list[TabularResult]] = [[] for _ in studies]
+    where = {} if where is None else where
+    where.update(executor="inline", workers=1)
+    if executor == "inline":
+        for i, study in enumerate(studies):
+            done[i] = _inline(study, seeds[i], on_chunk)
+        return done
+    # The first seed of every study here: a result, an error before any worker starts, and a
+    # measure of the rest.
+    estimate = 0.0
+    for i, study in enumerate(studies):
+        started = time.perf_counter()
+        with _naming(study):
+            done[i].append(simulate(study.method, study.dataset, study.budget_seconds,
+                                    seeds[i][0], **study.options))  # fmt: skip
+        estimate += (time.perf_counter() - started) * (len(seeds[i]) - 1)
+        if on_chunk is not None:
+            on_chunk(study, 1)
+    rest = [s[1:] for s in seeds]
+    if not any(rest):
+        return done
+    if executor == "auto":
+        executor = _choose(estimate, address)
+    if executor == "inline":
+        for i, study in enumerate(studies):
+            if rest[i]:
+                done[i] += _inline(study, rest[i], on_chunk)
+        return done
+    run = _on_ray if executor == "ray" else _on_pool
+    where["executor"] = executor
+    for i, results in enumerate(run(studies, rest, address, chunks_per_cpu, on_chunk, where)):
+        done[i] += results
+    return done
+
+
+def _choose(estimate: float, address: str | None) -> str:
+    import ray
+
+    if address or ray.is_initialized():
+        return "ray" if estimate > RAY_RUNNING_PAYS_SECONDS else "inline"
+    if _pool_cpus() > 1 and estimate > POOL_PAYS_SECONDS:
+        return "pool"
+    return "inline"
+
+
+def _inline(
+    study: Study, seeds: list[int], on_chunk: Callable[[Study, int], None] | None
+) -> list[TabularResult]:
+    results = []
     for seed in seeds:
-        done.append(simulate(method, dataset, budget_seconds, seed, **options))
-        if time.perf_counter() - started >= seconds:
-            break
-    return done, (time.perf_counter() - started) / len(done)
+        with _naming(study):
+            results += simulate_many(
+                study.method, study.dataset, study.budget_seconds, [seed], **study.options
+            )
+        if on_chunk is not None:
+            on_chunk(study, 1)
+    return results
+
+
+def _jobs(
+    studies: Sequence[Study], rest: list[list[int]], count: int
+) -> list[tuple[int, list[int]]]:
+    """(study index, chunk of seeds), the studies' chunks interleaved so that every study
+    progresses from the start (a progress line per method means something) and the cheap
+    studies' chunks fill the gaps at the end."""
+    per_study = [_chunks(seeds, count) if seeds else [] for seeds in rest]
+    jobs = []
+    for round_ in range(max(len(c) for c in per_study)):
+        for i, chunks in enumerate(per_study):
+            if round_ < len(chunks):
+                jobs.append((i, chunks[round_]))
+    return jobs
+
+
+def _collect(
+    studies: Sequence[Study],
+    rest: list[list[int]],
+    finished: list[tuple[int, list[TabularResult]]],
+) -> list[list[TabularResult]]:
+    by_seed: list[dict[int, TabularResult]] = [{} for _ in studies]
+    for i, results in finished:
+        by_seed[i].update((r.seed, r) for r in results)
+    return [[by_seed[i][s] for s in rest[i]] for i in range(len(studies))]
+
+
+def _on_pool(
+    studies: Sequence[Study],
+    rest: list[list[int]],
+    address: str | None,
+    chunks_per_cpu: int,
+    on_chunk: Callable[[Study, int], None] | None,
+    where: dict[str, Any],
+) -> list[list[TabularResult]]:
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    cpus = where["workers"] = _pool_cpus()
+    # A fork server: workers start from a clean process that imported the searchers once, not
+    # from a copy of this one (which may hold threads, e.g. MLflow's).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["gaea_tune.baselines"])
+    finished: list[tuple[int, list[TabularResult]]] = []
+    with ProcessPoolExecutor(max_workers=cpus, mp_context=context) as pool:
+        futures = {}
+        for i, chunk in _jobs(studies, rest, cpus * chunks_per_cpu):
+            study = studies[i]
+            future = pool.submit(simulate_many, study.method, study.dataset,
+                                 study.budget_seconds, chunk, **study.options)  # fmt: skip
+            futures[future] = i
+        pending = set(futures)
+        while pending:
+            ready, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in ready:
+                i = futures[future]
+                error = future.exception()
+                if error is not None:
+                    for other in pending:
+                        other.cancel()
+                    with _naming(studies[i]):
+                        raise error
+                results = future.result()
+                finished.append((i, results))
+                if on_chunk is not None:
+                    on_chunk(studies[i], len(results))
+    return _collect(studies, rest, finished)
+
+
+def _on_ray(
+    studies: Sequence[Study],
+    rest: list[list[int]],
+    address: str | None,
+    chunks_per_cpu: int,
+    on_chunk: Callable[[Study, int], None] | None,
+    where: dict[str, Any],
+) -> list[list[TabularResult]]:
+    import ray
+
+    if not ray.is_initialized():
+        if address:
+            from gaea_tune.tune._doctor import check_head_reachable
+
+            check_head_reachable(address)
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    cpus = where["workers"] = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    task = ray.remote(num_cpus=1)(simulate_many)
+    refs = {}
+    for i, chunk in _jobs(studies, rest, cpus * chunks_per_cpu):
+        study = studies[i]
+        ref = task.remote(study.method, study.dataset, study.budget_seconds, chunk,
+                          **study.options)  # fmt: skip
+        refs[ref] = i
+    finished: list[tuple[int, list[TabularResult]]] = []
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        for ref in ready:
+            with _naming(studies[refs[ref]]):
+                results = ray.get(ref)
+            finished.append((refs[ref], results))
+            if on_chunk is not None:
+                on_chunk(studies[refs[ref]], len(results))
+    return _collect(studies, rest, finished)
 
 
 def run_seeds(
@@ -52,50 +288,12 @@ def run_seeds(
     *,
     address: str | None = None,
     chunks_per_cpu: int = 16,
-    use_ray: bool = True,
+    executor: str = "auto",
     **options: Any,
 ) -> list[TabularResult]:
-    """``simulate(method, dataset, budget_seconds, seed, **options)`` for every seed, in seed
-    order; with Ray, chunks of seeds run as tasks (``chunks_per_cpu`` per cluster CPU).
-
-    With ``use_ray``, the first seeds run in this process for about :data:`PROBE_SECONDS`; the
-    rest go to Ray only if their estimated time in this process exceeds
-    :data:`RAY_START_PAYS_SECONDS` (:data:`RAY_RUNNING_PAYS_SECONDS` when Ray is already
-    initialised). Ray is then joined at ``address`` or started locally without dashboard.
-    ``use_ray=False`` runs the plain loop in this process.
-    """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    tabular_options(method, options)  # fail fast on a bad method/option, before any task starts
-    if not (isinstance(budget_seconds, (int, float)) and budget_seconds > 0):
-        raise ValueError(f"budget_seconds must be > 0, got {budget_seconds!r}")
-    if isinstance(chunks_per_cpu, bool) or not (
-        isinstance(chunks_per_cpu, int) and chunks_per_cpu >= 1
-    ):
-        raise ValueError(f"chunks_per_cpu must be an integer >= 1, got {chunks_per_cpu!r}")
-    if not use_ray:
-        return simulate_many(method, dataset, budget_seconds, seeds, **options)
-    done, per_search = _probe(method, dataset, budget_seconds, seeds, PROBE_SECONDS, options)
-    rest = seeds[len(done) :]
-    if not rest:
-        return done
-    import ray
-
-    running = ray.is_initialized()
-    pays = RAY_RUNNING_PAYS_SECONDS if running else RAY_START_PAYS_SECONDS
-    if per_search * len(rest) <= pays:
-        return done + simulate_many(method, dataset, budget_seconds, rest, **options)
-    if not running:
-        if address:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    task = ray.remote(num_cpus=1)(simulate_many)
-    refs = [
-        task.remote(method, dataset, budget_seconds, chunk, **options)
-        for chunk in _chunks(rest, cpus * chunks_per_cpu)
+    """One study: ``simulate(method, dataset, budget_seconds, seed, **options)`` for every
+    seed, in seed order (:func:`run_studies` with one :class:`Study`)."""
+    study = Study(method, method, dataset, budget_seconds, list(seeds), options)
+    return run_studies([study], executor=executor, address=address, chunks_per_cpu=chunks_per_cpu)[
+        0
     ]
-    by_seed = {r.seed: r for chunk in ray.get(refs) for r in chunk}
-    return done + [by_seed[s] for s in rest]

@@ -9,12 +9,13 @@ from typing import Any
 from gaea_tune.config import ExperimentConfig
 from gaea_tune.resolve import method_options, resolved_settings
 from gaea_tune.tracking import Tracker
-from gaea_tune.tune._backend import RunContext, connect, log_outcome, open_method_run
+from gaea_tune.tune._backend import RunContext, log_outcome, open_method_run
 from gaea_tune.tune._outcome import Outcome, ground_truth_column, nb201_ground_truth
 
 
 class TableBackend:
-    """Every method x seed as a plain-loop simulated search; Ray only spreads the seeds."""
+    """Every method x seed as a plain-loop simulated search, spread over local processes or
+    a Ray cluster (:func:`gaea_tune.tune._tabular.run_studies`)."""
 
     def prepare(self, config: ExperimentConfig, address: str | None, tracking_uri: str) -> None:
         """Nothing to check: the table is bundled and the searches need one CPU."""
@@ -35,19 +36,20 @@ def run_tabular(
     progress: Any = None,
 ) -> list[dict[str, Any]]:
     """Every method x seed as a simulated search; each a child run of the comparison."""
-    from gaea_tune.tune._tabular import run_seeds
-
-    connect(address)
+    from gaea_tune.tune._tabular import Study, run_studies
 
     dataset = config.dataset["name"]
     primary = ground_truth_column("nb201", dataset)
     outcomes = []
     resolved = resolved_settings(config)["methods"]
-    for number, method in enumerate(config.methods, start=1):
-        results = run_seeds(
-            method.method, dataset, config.budget_device_seconds, list(config.seeds),
-            **method_options(config, method),
-        )  # fmt: skip
+    studies = [
+        Study(method.label, method.method, dataset, config.budget_device_seconds,
+              list(config.seeds), method_options(config, method))
+        for method in config.methods
+    ]  # fmt: skip
+    # Ray only for a cluster (or one already running); on one machine a local process pool.
+    everything = run_studies(studies, address=address)
+    for number, (method, results) in enumerate(zip(config.methods, everything), start=1):
         for result in results:
             run_id = open_method_run(
                 tracker, config, method, result.seed, invocation, parent_run_id, resolved

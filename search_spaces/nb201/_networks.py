@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from search_spaces._mixed import MODES, MixedOp
+from search_spaces._mixed import MODES, MixedOp, _weighted_sum
 from search_spaces.nb201._genotype import EDGES, NUM_EDGES, NUM_NODES, OPS, NB201Genotype
 from search_spaces.nb201._ops import ResNetBasicBlock, make_op
 
@@ -206,10 +206,7 @@ class _SearchCell(nn.Module):
                 if chosen is None and mode == "weighted":
                     # MixedOp's weighted sum, the ReLUs of the ReLU-Conv-BN ops shared per node
                     row = rows[e]  # type: ignore[index]
-                    out = None
-                    for w, op in zip(row, edge.candidates):
-                        term = w * relu.apply(op, source)
-                        out = term if out is None else out + term
+                    out = _weighted_sum(source, row, edge.candidates, relu.apply)
                 elif chosen is None:
                     out = edge(nodes[source], rows[e], mode)  # type: ignore[index]
                 else:  # hard / single: the op index was computed once for all cells
