@@ -328,9 +328,11 @@ def _calibration_lines(summary: dict[str, Any]) -> list[str]:
             lines.append(f"- {label}: not measured for these settings; "
                          "`gaea-tune calibrate FILE --method " + label + "` measures it")  # fmt: skip
             continue
+        if entry.get("sentence"):  # the calibration's own words: tau, its interval, regret
+            lines.append(f"- {label}: {entry['sentence']}")
+            continue
         tau = "n/a" if entry["kendall"] is None else f"{entry['kendall']:.2f}"
-        lines.append(f"- {label}: Kendall tau {tau} over {entry['cells']} cells. "
-                     f"{entry['sentence'] or ''}".rstrip())  # fmt: skip
+        lines.append(f"- {label}: Kendall tau {tau} over {entry['cells']} cells.")
     return lines
 
 

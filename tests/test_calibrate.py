@@ -220,3 +220,23 @@ def test_cells_trained_in_worker_processes_match_this_process(tmp_path):
         [row[k] for k in keys] for row in reports[1]["per_cell"]
     ]
     assert reports[2]["cpu_seconds"] >= sum(r["cpu_seconds"] for r in reports[2]["per_cell"])
+
+
+@pytest.mark.parametrize(
+    ("config", "argv", "message"),
+    [
+        (QUICKSTART, ["--calibrate", "nope"], "--calibrate: no method labelled 'nope'"),
+        (QUICKSTART, ["--calibrate", "darts"], "--calibrate: 'darts' is a weight-sharing method"),
+        (QUICKSTART, ["--calibrate", "--calibrate-cells", "2"],
+         "--calibrate-cells: 2 is out of range; allowed: 3 <= cells"),
+        (ROOT / "tune_configs" / "nb201_tabular_live.yaml", ["--calibrate"],
+         "--calibrate: this comparison trains no networks"),
+    ],
+)  # fmt: skip
+def test_compare_calibrate_refusals_are_one_line_before_anything(tmp_path, capsys, config, argv,
+                                                                 message):  # fmt: skip
+    code = main(["compare", str(config), *argv, "--set", f"output_dir={tmp_path}"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"gaea-tune: error: {message}"), err
+    assert not list(tmp_path.iterdir())

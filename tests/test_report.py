@@ -126,6 +126,36 @@ def test_report_shows_the_calibration_of_its_own_settings(tmp_path):
     assert set(summary["calibration"]) == {"random", "rea"}
     assert summary["calibration"]["rea"]["kendall"] == pytest.approx(0.49)
     table = markdown_table(summary)
-    assert "- random: Kendall tau 0.49 over 20 cells. tau 0.49" in table
+    assert "- random: tau 0.49\n" in table  # the calibration's sentence, once
     assert "- bohb: not measured for these settings" in table
     assert "gaea-darts: " not in table.split("Proxy fidelity")[1]
+    # `compare --calibrate` measures only what this store lacks, once per distinct setting
+    from gaea_tune.commands.compare import calibration_plan
+
+    assert calibration_plan(config, [], 20) == ["bohb"]
+    assert calibration_plan(config, ["rea"], 20) == []
+    fresh = load_config("tune_configs/quickstart.yaml",
+                        overrides={"output_dir": str(tmp_path / "fresh")})  # fmt: skip
+    assert calibration_plan(fresh, [], 20) == ["random", "bohb"]
+    assert calibration_plan(fresh, ["rea", "random"], 20) == ["rea"]
+    assert not (tmp_path / "fresh").exists()  # planning creates no store
+
+
+def test_calibration_lines_give_the_sentence_once_or_the_tau():
+    from gaea_tune.report import _calibration_lines
+
+    summary = {
+        "mode": "live",
+        "methods": {"gaea-darts": {"family": "weight-sharing"}, "random": {"family": "standalone"},
+                    "rea": {"family": "standalone"}, "bohb": {"family": "standalone"}},
+        "calibration": {"random": {"kendall": 0.46, "cells": 20, "sentence": "Kendall tau 0.46."},
+                        "rea": {"kendall": 0.3, "cells": 12, "sentence": None}},
+    }  # fmt: skip
+    lines = _calibration_lines(summary)
+    assert lines[2:] == [
+        "- random: Kendall tau 0.46.",
+        "- rea: Kendall tau 0.30 over 12 cells.",
+        "- bohb: not measured for these settings; `gaea-tune calibrate FILE --method bohb` "
+        "measures it",
+    ]
+    assert _calibration_lines({**summary, "mode": "tabular"}) == []
