@@ -1,12 +1,14 @@
 """Tabular NB201 baselines: accuracy against the NAS-Bench-201 paper, and speed against the
 libraries driven bare.
 
-    .venv/bin/python scripts/bench_tabular.py [--seeds 500] [--methods random rea] [--no-ray]
+    .venv/bin/python scripts/bench_tabular.py [--seeds 500] [--methods random rea] [--executor pool]
         [--bench-seeds 20] [--repeats 3] [--no-study] [--no-bench] [--json FILE]
 
-1. Study: each method for ``--seeds`` seeds on the dataset at 12,000 simulated seconds (through
-   ``run_seeds``, Ray only where it pays); prints mean +- std of the incumbents'
-   cifar10_test_200 next to the paper's and the wall time per method.
+1. Study: every method for ``--seeds`` seeds on the dataset at 12,000 simulated seconds, all at
+   once as ``gaea-tune tabular`` runs them (``run_studies``: a local process pool, Ray with
+   ``--executor ray``); prints mean +- std of the incumbents' cifar10_test_200 next to the
+   paper's, each method's search CPU time, the study's wall time, and the floor the searches'
+   CPU time sets on it (CPU seconds / workers).
 2. Side by side, in this process, interleaved ``--repeats`` times (median): a search of ours
    (``simulate``) against a bare loop over the same seeds around the library itself:
    hpbandster's BOHB config generator (``get_config``/``new_result``, successive-halving
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from gaea_tune.baselines import PAPER_BOHB, simulate_many, summarize, tabular_benchmark
-from gaea_tune.tune._tabular import run_seeds
+from gaea_tune.tune._tabular import EXECUTORS, Study, run_studies
 
 # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), CIFAR-10 test accuracy, 12,000 s budget.
 PAPER = {"random": "93.70 +- 0.36", "rea": "93.92 +- 0.30", "bohb": "93.61 +- 0.52"}
@@ -256,7 +258,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=12000.0)
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--no-ray", action="store_true", help="study in this process only")
+    parser.add_argument("--executor", choices=EXECUTORS, default="auto",
+                        help="where the study's searches run (as `gaea-tune tabular`)")  # fmt: skip
     parser.add_argument("--no-study", action="store_true", help="only the side-by-side timing")
     parser.add_argument("--no-bench", action="store_true", help="only the study")
     parser.add_argument("--bench-seeds", type=int, default=20,
@@ -275,32 +278,35 @@ def main() -> None:
           f"on {os.cpu_count()} CPUs", flush=True)  # fmt: skip
     report: dict[str, Any] = {"load_at_start": load, "study": [], "side_by_side": []}
     if not args.no_study:
-        total = cpu = 0.0
-        for label in args.methods:
-            method, options = METHODS[label]
-            started = time.perf_counter()
-            results = run_seeds(
-                method, args.dataset, args.budget, range(args.seeds), use_ray=not args.no_ray,
-                **options,
-            )  # fmt: skip
-            wall = time.perf_counter() - started
-            total += wall
+        studies = [
+            Study(label, METHODS[label][0], args.dataset, args.budget, list(range(args.seeds)),
+                  METHODS[label][1])
+            for label in args.methods
+        ]  # fmt: skip
+        where: dict[str, Any] = {}
+        started = time.perf_counter()
+        everything = run_studies(studies, executor=args.executor, where=where)
+        wall = time.perf_counter() - started
+        cpu = 0.0
+        for study, results in zip(studies, everything):
             summary = summarize(results)
             cpu += summary["search_cpu_seconds"]
+            label = study.label
             paper = PAPER.get(label.split("-")[0], "-") if args.dataset == "cifar10" else "-"
-            report["study"].append(
-                {"method": label, **summary, "wall_seconds": wall, "paper": paper}
-            )
+            report["study"].append({"method": label, **summary, "paper": paper})
             print(
                 f"{label:<11} {summary['mean']:.2f} +- {summary['std']:.2f}  (paper {paper})  "
-                f"evals/search {summary['evaluations']:.1f}  wall {wall:.1f} s "
-                f"({wall / args.seeds * 1000:.1f} ms/search over all CPUs), "
-                f"CPU {summary['search_cpu_seconds']:.1f} s",
+                f"evals/search {summary['evaluations']:.1f}  "
+                f"CPU {summary['search_cpu_seconds']:.1f} s "
+                f"({summary['search_cpu_seconds'] / args.seeds * 1000:.1f} ms/search)",
                 flush=True,
             )
-        cpus = os.cpu_count() or 1
-        print(f"study wall time, all methods: {total:.1f} s; CPU time of the searches "
-              f"{cpu:.1f} s (/{cpus} CPUs = {cpu / cpus:.1f} s)", flush=True)  # fmt: skip
+        workers = where["workers"]
+        report["study_wall_seconds"] = wall
+        report["study_where"] = where
+        print(f"study wall time, all methods at once ({where['executor']}, {workers} "
+              f"worker(s)): {wall:.1f} s; CPU time of the searches {cpu:.1f} s "
+              f"(/{workers} = {cpu / workers:.1f} s, the floor)", flush=True)  # fmt: skip
     if not args.no_bench:
         table = _Table(args.dataset)
         print(f"\nside by side, in this process, median of {args.repeats} interleaved rounds:")

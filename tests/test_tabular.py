@@ -387,3 +387,43 @@ def test_the_benchmarks_bare_library_loops_find_our_incumbents(label, seeds):
     ours = simulate_many(method, "cifar10", 12000, range(seeds), **options)
     bare = bench.bare_loop(label, bench._Table("cifar10"), range(seeds), 12000)
     assert [NB201Genotype.from_string(r.incumbent).index for r in ours] == bare
+
+
+def test_the_benchmark_study_runs_all_methods_at_once(monkeypatch, capsys, tmp_path):
+    module = _bench_script()
+    out = tmp_path / "bench.json"
+    argv = ["bench_tabular.py", "--seeds", "3", "--no-bench", "--methods", "random", "rea",
+            "--executor", "inline", "--json", str(out)]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    module.main()
+    printed = capsys.readouterr().out
+    assert "study wall time, all methods at once (inline, 1 worker(s)): " in printed
+    report = json.loads(out.read_text())
+    assert [row["method"] for row in report["study"]] == ["random", "rea"]
+    assert report["study_where"] == {"executor": "inline", "workers": 1}
+    plain = summarize(simulate_many("rea", "cifar10", 12000, range(3), population_size=10,
+                                    sample_size=3))  # fmt: skip
+    assert report["study"][1]["mean"] == pytest.approx(plain["mean"])
+
+
+@pytest.mark.integration
+def test_command_runs_the_study_in_a_pool_or_on_ray(ray_two_cpus, tmp_path, capsys):
+    config = tmp_path / "tab.yaml"
+    config.write_text(
+        f"name: tab\noutput_dir: {tmp_path}\ndataset: {{name: cifar10}}\n"
+        "budget: {device_seconds: 12000}\nseeds: 4\n"
+        "methods: {rea: {population_size: 5, sample_size: 2}, paper: {method: bohb, style: paper}}\n"
+    )
+    expected = summarize(simulate_many("rea", "cifar10", 12000, range(4), population_size=5,
+                                       sample_size=2))  # fmt: skip
+    from gaea_tune.tune._tabular import _pool_cpus
+
+    for executor, workers in (("pool", _pool_cpus()), ("ray", 2)):
+        out = tmp_path / f"{executor}.json"
+        module, args = _parse([str(config), "--executor", executor, "--json", str(out)])
+        assert module.run(args) == 0
+        printed = capsys.readouterr().out
+        assert f"({executor}, {workers} worker" in printed
+        summary = json.loads(out.read_text())
+        assert summary["executor"] == executor and summary["workers"] == workers
+        assert summary["rows"][0]["mean"] == pytest.approx(expected["mean"])
