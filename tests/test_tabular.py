@@ -117,7 +117,7 @@ def test_command_prints_mean_and_std_per_method_and_dataset(capsys, tmp_path):
                                        sample_size=2))  # fmt: skip
     assert f"{expected['mean']:.2f} +- {expected['std']:.2f}" in out
     assert sum(line.startswith(("random ", "rea-small ")) for line in out.splitlines()) == 4
-    assert "wall time: " in out and "(inline, 1 worker); the searches' CPU time: " in out
+    assert "for all 4 method x dataset studies of 3 seeds at once (inline, 1 worker); " in out
     summary = json.loads((tmp_path / "s").read_text())
     assert summary["executor"] == "inline" and summary["workers"] == 1
     assert set(summary["search_cpu_seconds"]) == {"random", "rea-small"}
@@ -140,6 +140,12 @@ def test_command_rejects_bad_configs(capsys, tmp_path):
     module, args = _parse([str(config), "--no-ray", "--methods", "rea"])
     assert module.run(args) == 2
     assert "['rea'] not in the config" in capsys.readouterr().out
+    module, args = _parse([str(config), "--no-ray", "--address", "10.0.0.1:6379"])
+    assert module.run(args) == 2
+    assert (
+        "--address '10.0.0.1:6379' runs the searches on a Ray cluster; not with --executor "
+        "inline" in capsys.readouterr().out
+    )
     module, args = _parse([str(config), "--no-ray", "--datasets", "mnist"])
     assert module.run(args) == 2
     assert "--datasets: unknown value 'mnist'; allowed: cifar10" in capsys.readouterr().out
@@ -297,6 +303,11 @@ def test_run_studies_refuses_bad_input_before_any_search(monkeypatch):
         _tabular.run_studies([study], chunks_per_cpu=0)
     with pytest.raises(ValueError, match="executor: unknown value 'threads'; allowed: auto, "):
         _tabular.run_studies([study], executor="threads")
+    import ray
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(ValueError, match="--address 127.0.0.1:1: nothing answers at 127.0.0.1:1"):
+        _tabular.run_studies([study], address="127.0.0.1:1")
     bad = _tabular.Study("x", "rea", "cifar10", 12000, [1], {"population_size": 0})
     with pytest.raises(ValueError, match="population_size"):
         _tabular.run_studies([study, bad])

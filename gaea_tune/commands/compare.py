@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--calibrate", nargs="*", default=None, metavar="LABEL",
         help="first measure the proxy fidelity of these standalone methods' settings (default: "
         "every standalone method), as `gaea-tune calibrate` does, unless this store already "
-        "has it, so the report shows how far the ranking can be trusted",
+        "has a calibration of them (of any cell count; `gaea-tune calibrate` measures again), "
+        "so the report shows how far the ranking can be trusted",
     )  # fmt: skip
     parser.add_argument(
         "--calibrate-cells", type=int, default=20, metavar="K",
@@ -40,7 +41,7 @@ def calibration_plan(config: ExperimentConfig, labels: list[str], cells: int) ->
     not a standalone method of the config, or a cell count ``gaea-tune calibrate`` refuses;
     before any compute."""
     from gaea_tune.calibrate import calibration_method, calibration_settings, sample_cells
-    from gaea_tune.report import _calibration_key, calibrations
+    from gaea_tune.report import _calibration_key
 
     if config.mode != "live" or config.dataset.get("simulate"):
         raise ConfigError(
@@ -59,7 +60,7 @@ def calibration_plan(config: ExperimentConfig, labels: list[str], cells: int) ->
         sample_cells(cells, 0, bool(config.space.get("exclude_none", False)))  # checks the count
     except ConfigError as error:
         raise ConfigError(str(error).replace("cells:", "--calibrate-cells:", 1)) from None
-    measured = set(_stored_calibrations(config, calibrations))
+    measured = set(_stored_calibrations(config))
     plan: list[str] = []
     keys: set[str] = set()
     for method in chosen:
@@ -71,12 +72,13 @@ def calibration_plan(config: ExperimentConfig, labels: list[str], cells: int) ->
     return plan
 
 
-def _stored_calibrations(config: ExperimentConfig, calibrations: Any) -> dict[str, Any]:
+def _stored_calibrations(config: ExperimentConfig) -> dict[str, Any]:
     """The labels whose settings the config's MLflow store has a calibration of (none if the
     store or experiment does not exist yet)."""
     from mlflow.tracking import MlflowClient
 
     from gaea_tune.calibrate import tracking_settings
+    from gaea_tune.report import calibrations
     from gaea_tune.tracking import Tracker, _local_store_missing, check_experiment_usable
 
     uri, artifacts = tracking_settings(config)
@@ -97,21 +99,28 @@ def run(args: argparse.Namespace) -> int:
     from gaea_tune.tracking import Tracker
     from gaea_tune.tune import compare
 
-    # A bar of the device-seconds spent by all methods x seeds on a terminal; the per-method
-    # status block every progress_every_seconds either way (above the bar, or as plain lines).
     if args.calibrate is not None:
         try:
             plan = calibration_plan(config, args.calibrate, args.calibrate_cells)
         except (ConfigError, TrackingError) as error:
             print(f"gaea-tune: error: {error}", file=sys.stderr)
             return 2
+        from gaea_tune.calibrate import calibrate
+
         for label in plan:
             print(f"calibrating the settings of {label} on {args.calibrate_cells} cells "
                   "(gaea-tune calibrate)")  # fmt: skip
-            from gaea_tune.calibrate import calibrate
-
-            report = calibrate(config, cells=args.calibrate_cells, method=label)
+            try:
+                report = calibrate(config, cells=args.calibrate_cells, method=label)
+            except (ConfigError, TrackingError) as error:
+                print(f"gaea-tune: error: {error}", file=sys.stderr)
+                return 2
+            except RuntimeError as error:  # too few cells trained: a measurement, not a stop
+                print(f"calibration of {label}'s settings failed: {error}; comparing anyway")
+                continue
             print(report["sentence"])
+    # A bar of the device-seconds spent by all methods x seeds on a terminal; the per-method
+    # status block every progress_every_seconds either way (above the bar, or as plain lines).
     total = config.budget_device_seconds * len(config.methods) * len(config.seeds)
     progress = Progress(total=round(total), desc="compare", unit="device-s", stream=sys.stdout,
                         plain_updates=False)  # fmt: skip

@@ -106,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"gaea-tune tabular: error: {missing!r} not in the config; have {list(methods)!r}")
         return 2
+    if args.address and args.executor not in ("auto", "ray"):
+        print(f"gaea-tune tabular: error: --address {args.address!r} runs the searches on a Ray "
+              f"cluster; not with --executor {args.executor} (allowed: auto, ray)")  # fmt: skip
+        return 2
     labels = list(dict.fromkeys(args.methods or methods))  # each method once, in the given order
     if args.json:  # where the summary goes, checked before hours of searches
         folder = Path(args.json).expanduser().absolute().parent
@@ -163,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
         )
     workers = f"{where['workers']} worker{'s' if where['workers'] > 1 else ''}"
     print(
-        f"wall time: {wall_total:.1f} s for all {len(studies)} searches of {len(seeds)} seeds at "
-        f"once ({where['executor']}, {workers}); the searches' CPU time: "
+        f"wall time: {wall_total:.1f} s for all {len(studies)} method x dataset studies of "
+        f"{len(seeds)} seeds at once ({where['executor']}, {workers}); the searches' CPU time: "
         f"{sum(cpu.values()):.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items()) + ")"
     )
     if args.json:

@@ -113,6 +113,13 @@ def run_studies(
         raise ValueError(f"chunks_per_cpu must be an integer >= 1, got {chunks_per_cpu!r}")
     for study in studies:
         study.check()
+    if address and executor in ("auto", "ray"):
+        import ray
+
+        if not ray.is_initialized():
+            from gaea_tune.tune._doctor import check_head_reachable
+
+            check_head_reachable(address)  # a closed port: one line now, before any search
     seeds = [[int(s) for s in study.seeds] for study in studies]
     done: list[list[TabularResult]] = [[] for _ in studies]
     where = {} if where is None else where
@@ -253,9 +260,6 @@ def _on_ray(
 
     if not ray.is_initialized():
         if address:
-            from gaea_tune.tune._doctor import check_head_reachable
-
-            check_head_reachable(address)
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
