@@ -255,8 +255,8 @@ def test_a_local_process_pool_runs_the_studies_and_matches_the_plain_loop(monkey
     monkeypatch.setattr(_tabular, "POOL_PAYS_SECONDS", 0.0)
     monkeypatch.setattr(_tabular, "_pool_cpus", lambda: 2)  # a pool even on a 1-CPU runner
     started = []
-    real_pool = _tabular._on_pool
-    monkeypatch.setattr(_tabular, "_on_pool", lambda *a: started.append(1) or real_pool(*a))
+    real_pool = _tabular._pool_chunks
+    monkeypatch.setattr(_tabular, "_pool_chunks", lambda *a: started.append(1) or real_pool(*a))
     studies = _two_studies()
     counted = []
     where = {}
@@ -280,7 +280,7 @@ def test_run_studies_stays_in_process_when_no_worker_would_pay(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", refused)
     monkeypatch.setattr(ray, "remote", refused)
-    monkeypatch.setattr(_tabular, "_on_pool", refused)
+    monkeypatch.setattr(_tabular, "_pool_chunks", refused)
     monkeypatch.setattr(_tabular, "POOL_PAYS_SECONDS", 1e9)
     monkeypatch.setattr(_tabular, "RAY_START_PAYS_SECONDS", 1e9)
     monkeypatch.setattr(_tabular, "RAY_RUNNING_PAYS_SECONDS", 1e9)

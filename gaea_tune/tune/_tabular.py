@@ -149,9 +149,17 @@ def run_studies(
             if rest[i]:
                 done[i] += _inline(study, rest[i], on_chunk)
         return done
-    run = _on_ray if executor == "ray" else _on_pool
-    where["executor"] = executor
-    for i, results in enumerate(run(studies, rest, address, chunks_per_cpu, on_chunk, where)):
+    if executor == "ray":
+        cpus, chunks = _ray_cpus(address), _ray_chunks
+    else:
+        cpus, chunks = _pool_cpus(), _pool_chunks
+    where.update(executor=executor, workers=cpus)
+    finished: list[tuple[int, list[TabularResult]]] = []
+    for i, results in chunks(studies, _jobs(studies, rest, cpus * chunks_per_cpu), cpus):
+        finished.append((i, results))
+        if on_chunk is not None:
+            on_chunk(studies[i], len(results))
+    for i, results in enumerate(_collect(studies, rest, finished)):
         done[i] += results
     return done
 
@@ -206,26 +214,20 @@ def _collect(
     return [[by_seed[i][s] for s in rest[i]] for i in range(len(studies))]
 
 
-def _on_pool(
-    studies: Sequence[Study],
-    rest: list[list[int]],
-    address: str | None,
-    chunks_per_cpu: int,
-    on_chunk: Callable[[Study, int], None] | None,
-    where: dict[str, Any],
-) -> list[list[TabularResult]]:
+def _pool_chunks(
+    studies: Sequence[Study], jobs: list[tuple[int, list[int]]], cpus: int
+) -> Iterator[tuple[int, list[TabularResult]]]:
+    """(study index, results) of each chunk as it finishes in a local process pool."""
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    cpus = where["workers"] = _pool_cpus()
     # A fork server: workers start from a clean process that imported the searchers once, not
     # from a copy of this one (which may hold threads, e.g. MLflow's).
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["gaea_tune.baselines"])
-    finished: list[tuple[int, list[TabularResult]]] = []
     with ProcessPoolExecutor(max_workers=cpus, mp_context=context) as pool:
         futures = {}
-        for i, chunk in _jobs(studies, rest, cpus * chunks_per_cpu):
+        for i, chunk in jobs:
             study = studies[i]
             future = pool.submit(simulate_many, study.method, study.dataset,
                                  study.budget_seconds, chunk, **study.options)  # fmt: skip
@@ -241,21 +243,11 @@ def _on_pool(
                         other.cancel()
                     with _naming(studies[i]):
                         raise error
-                results = future.result()
-                finished.append((i, results))
-                if on_chunk is not None:
-                    on_chunk(studies[i], len(results))
-    return _collect(studies, rest, finished)
+                yield i, future.result()
 
 
-def _on_ray(
-    studies: Sequence[Study],
-    rest: list[list[int]],
-    address: str | None,
-    chunks_per_cpu: int,
-    on_chunk: Callable[[Study, int], None] | None,
-    where: dict[str, Any],
-) -> list[list[TabularResult]]:
+def _ray_cpus(address: str | None) -> int:
+    """Ray joined at ``address`` (or started here) unless running; the cluster's CPUs."""
     import ray
 
     if not ray.is_initialized():
@@ -263,25 +255,29 @@ def _on_ray(
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    cpus = where["workers"] = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _ray_chunks(
+    studies: Sequence[Study], jobs: list[tuple[int, list[int]]], cpus: int
+) -> Iterator[tuple[int, list[TabularResult]]]:
+    """(study index, results) of each chunk as it finishes as a Ray task (one CPU each)."""
+    import ray
+
     task = ray.remote(num_cpus=1)(simulate_many)
     refs = {}
-    for i, chunk in _jobs(studies, rest, cpus * chunks_per_cpu):
+    for i, chunk in jobs:
         study = studies[i]
         ref = task.remote(study.method, study.dataset, study.budget_seconds, chunk,
                           **study.options)  # fmt: skip
         refs[ref] = i
-    finished: list[tuple[int, list[TabularResult]]] = []
     pending = list(refs)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         for ref in ready:
             with _naming(studies[refs[ref]]):
                 results = ray.get(ref)
-            finished.append((refs[ref], results))
-            if on_chunk is not None:
-                on_chunk(studies[refs[ref]], len(results))
-    return _collect(studies, rest, finished)
+            yield refs[ref], results
 
 
 def run_seeds(
