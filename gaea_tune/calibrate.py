@@ -34,7 +34,9 @@ from gaea_tune.config import ConfigError, ExperimentConfig, MethodConfig
 CALIBRATION_LEVEL = "calibration"
 # Kendall tau thresholds for the sentence that says how far a proxy's ranking can be trusted.
 TRUST_THRESHOLDS = ((0.5, "usefully"), (0.3, "only weakly"))
-_REGRET_SIZES = (1, 5, 10)
+# Below this many cells, Kendall tau's interval spans most of [-1, 1]: no verdict in words.
+MIN_CELLS_FOR_A_VERDICT = 8
+_REGRET_SIZES = (2, 5, 10)  # regret@1 is 0 by definition: a 1-cell subset's pick is its best
 # The table's datasets whose columns a dataset's ground truth and 12-epoch signal come from.
 _TABLE_DATASET = {"cifar10-subset": "cifar10-valid"}
 
@@ -43,10 +45,10 @@ _TABLE_DATASET = {"cifar10-subset": "cifar10-valid"}
 
 
 def regret_sizes(cells: int) -> list[int]:
-    """Subset sizes ``n`` the regret is reported for: 1, 5, 10 (those <= ``cells``) and
-    ``cells`` itself when it is 10 or more."""
+    """Subset sizes ``n`` the regret is reported for: 2, 5, 10 (those <= ``cells``) and
+    ``cells`` itself (the whole draw)."""
     sizes = [n for n in _REGRET_SIZES if n <= cells]
-    if cells >= 10 and cells not in sizes:
+    if cells >= 2 and cells not in sizes:
         sizes.append(cells)
     return sizes
 
@@ -171,17 +173,28 @@ def trust_sentence(stats: dict[str, Any], truth_column: str, reference_column: s
             "ground truth did not vary, so it cannot tell these cells apart."
         )
     words = next((w for limit, w in TRUST_THRESHOLDS if tau >= limit), None)
-    verdict = f"the proxy ranks cells {words}" if words else "the proxy barely tells cells apart"
-    text = f"Kendall tau {tau:.2f} (Spearman {rho:.2f}) over {cells} cells: {verdict}"
+    if words:
+        verdict = f"the proxy ranks cells {words}"
+    elif tau <= -TRUST_THRESHOLDS[-1][0]:
+        verdict = "the proxy ranks cells largely in reverse"
+    else:
+        verdict = "the proxy barely tells cells apart"
     interval = stats.get("kendall_ci95")
+    if cells < MIN_CELLS_FOR_A_VERDICT:
+        verdict = f"too few cells for a verdict ({MIN_CELLS_FOR_A_VERDICT}+ needed)"
+    text = f"Kendall tau {tau:.2f} (Spearman {rho:.2f}) over {cells} cells: {verdict}"
     if interval:
         text += f" (tau 95% interval {interval[0]:.2f} to {interval[1]:.2f})"
-    big = max(stats["regret"])
+    big = max(stats["regret"], default=0)
     if big > 1:
-        text += (
-            f"; its pick of the best of {big} costs {stats['regret'][big]:.2f} points of "
-            f"{truth_column} on average (a random pick {stats['random_regret'][big]:.2f})"
+        which = (
+            f"its pick among all {big} cells is {stats['regret'][big]:.2f} points of "
+            f"{truth_column} below the best of them"
+            if big == cells
+            else f"its pick of the best of {big} costs {stats['regret'][big]:.2f} points of "
+            f"{truth_column} on average over all {big}-cell subsets"
         )
+        text += f"; {which} (a random pick {stats['random_regret'][big]:.2f})"
     reference = stats.get("reference_kendall")
     if reference_column and reference is not None and math.isfinite(reference):
         text += f"; the table's {reference_column} gives tau {reference:.2f} on the same cells"
@@ -464,7 +477,7 @@ def calibrate(
     truth_column, reference_column = columns_for(config.dataset["name"])
     settings = calibration_settings(config, chosen, seed)
     genotypes = sample_cells(cells, seed, settings["exclude_none"])
-    workers = calibration_workers(settings, workers)
+    workers = min(calibration_workers(settings, workers), len(genotypes))  # no idle worker
     uri, artifacts = tracking_settings(config)
     if track:
         from gaea_tune.tracking import check_experiment_usable

@@ -300,17 +300,57 @@ def markdown_table(summary: dict[str, Any]) -> str:
         and overhead.get("share_in_budgets") is not None
         and summary["device_kind"] != "simulated"  # table seconds are not the machine's
     ):
-        firsts = [v for v in (overhead.get("time_to_first_result_seconds") or {}).values() if v]
-        first = f"; first result after {min(firsts):.1f}-{max(firsts):.1f} s" if firsts else ""
+        firsts = {
+            k: v for k, v in (overhead.get("time_to_first_result_seconds") or {}).items() if v
+        }
+        first = ""
+        if firsts:
+            early, late = min(firsts, key=firsts.get), max(firsts, key=firsts.get)
+            first = (f"; first result after {firsts[early]:.1f} s ({early}) to "
+                     f"{firsts[late]:.1f} s ({late})")  # fmt: skip
         lines.append(
             f"\nmachine: {100 * overhead['share_in_budgets']:.1f}% of its "
             f"{overhead['machine_device_seconds']:.0f} {overhead['device_kind']}-seconds "
             f"({overhead['wall_seconds']:.0f} s x {overhead['machine_devices']:g}) went into "
             f"budgets{first}"
         )
+    lines += _budget_lines(summary)
     lines += _calibration_lines(summary)
     lines += _statistics_lines(summary)
     return "\n".join(lines)
+
+
+# A seed whose spend is outside this share of B is named under the table.
+BUDGET_MATCH = (0.9, 1.1)
+
+
+def _budget_lines(summary: dict[str, Any]) -> list[str]:
+    """Method x seeds whose spend missed the budget by more than 10% either way, named: the
+    comparison is budget-matched only as far as the spends match."""
+    budget = summary.get("budget_device_seconds")
+    if not budget:
+        return []
+    low, high = BUDGET_MATCH
+    missed = []
+    for label, entry in summary["methods"].items():
+        for seed in entry.get("seeds", []):
+            spent = seed.get("spent_device_seconds")
+            if (
+                seed.get("status", "finished") == "finished"
+                and spent is not None
+                and not (low * budget <= spent <= high * budget)
+            ):
+                missed.append(f"{label} seed {seed.get('seed')} {100 * spent / budget:.0f}%")
+    if not missed:
+        return []
+    return [
+        f"\nbudget not matched within {100 * (high - 1):.0f}%: {', '.join(missed)} of "
+        f"B = {budget:g} s. A weight-sharing search runs whole epochs (stopping after the one "
+        "that reaches B, or at the count planned from B) and a standalone method starts a trial "
+        "only while its expected cost fits, so with B near one epoch or a few trials the spends "
+        "differ: raise B (or lower the per-epoch cost) before reading the ranks as "
+        "budget-matched."
+    ]
 
 
 def _calibration_lines(summary: dict[str, Any]) -> list[str]:

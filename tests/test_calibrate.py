@@ -73,8 +73,8 @@ def test_proxy_statistics_hand_made():
     assert stats["reference_kendall"] == pytest.approx(1.0)
     assert stats["reference_regret"] == {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}
     assert stats["kendall_ci95"] is None  # too few cells for an interval
-    assert regret_sizes(3) == [1] and regret_sizes(9) == [1, 5]
-    assert regret_sizes(10) == [1, 5, 10] and regret_sizes(20) == [1, 5, 10, 20]
+    assert regret_sizes(3) == [2, 3] and regret_sizes(9) == [2, 5, 9]
+    assert regret_sizes(10) == [2, 5, 10] and regret_sizes(20) == [2, 5, 10, 20]
 
 
 def test_trust_sentence_thresholds():
@@ -84,11 +84,25 @@ def test_trust_sentence_thresholds():
         "regret": {1: 0.0, 5: 1.0},
         "random_regret": {1: 0.0, 5: 2.0},
     }
-    words = {0.1: "barely tells cells apart", 0.4: "only weakly", 0.6: "usefully"}
+    words = {0.1: "barely tells cells apart", 0.4: "only weakly", 0.6: "usefully",
+             -0.25: "barely tells cells apart", -0.6: "largely in reverse"}  # fmt: skip
     for tau, expected in words.items():
         assert expected in trust_sentence({**base, "kendall": tau}, "cifar10_test_200", None)
     constant = trust_sentence({**base, "kendall": float("nan")}, "cifar10_test_200", None)
     assert "cannot tell" in constant
+    # the regret of the largest subset: an average over subsets, or the whole draw's one pick
+    assert "on average over all 5-cell subsets (a random pick 2.00)" in trust_sentence(
+        {**base, "kendall": 0.6}, "cifar10_test_200", None
+    )
+    whole = {**base, "kendall": 0.6, "regret": {2: 0.5, 20: 0.0}, "random_regret": {2: 1, 20: 6}}
+    assert (
+        "its pick among all 20 cells is 0.00 points of cifar10_test_200 below the best of "
+        "them (a random pick 6.00)" in trust_sentence(whole, "cifar10_test_200", None)
+    )
+    # a handful of cells gets numbers, not a verdict
+    few = trust_sentence({**base, "cells": 3, "kendall": 1.0}, "cifar10_test_200", None)
+    assert "over 3 cells: too few cells for a verdict (8+ needed)" in few
+    assert "usefully" not in few
 
 
 def test_settings_are_the_standalone_trial_settings():
@@ -156,7 +170,7 @@ def test_calibrate_cli_end_to_end(tmp_path):
         command += ["--set", item]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Kendall tau" in done.stdout and "regret@1" in done.stdout
+    assert "Kendall tau" in done.stdout and "regret@2" in done.stdout
 
     report = json.loads((tmp_path / "calibration" / "calibration.json").read_text())
     assert report["cells"] == 3 and len(report["per_cell"]) == 3
@@ -165,7 +179,7 @@ def test_calibrate_cli_end_to_end(tmp_path):
     assert report["reference_column"] == "cifar10_valid_val_12"
     for row in report["per_cell"]:
         assert 0 <= row["proxy_signal"] <= 100 and 40 < row["ground_truth"] < 100
-    assert set(report["statistics"]["regret"]) == {"1"}
+    assert set(report["statistics"]["regret"]) == {"2", "3"}
     assert report["wall_seconds"] > 0 and report["cpu_seconds"] > 0
     png = tmp_path / "calibration" / "calibration.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -180,7 +194,7 @@ def test_calibrate_cli_end_to_end(tmp_path):
     run = runs[0]
     assert run.info.status == "FINISHED"
     for key in ("spearman", "kendall", "table_val_12_spearman", "table_val_12_kendall",
-                "regret_at_1", "wall_seconds", "cpu_seconds"):  # fmt: skip
+                "regret_at_2", "wall_seconds", "cpu_seconds"):  # fmt: skip
         assert key in run.data.metrics, key
     assert run.data.params["cells"] == "3" and run.data.params["settings.epochs"] == "1"
     assert {"calibration.json", "calibration.png"} <= tracker.artifact_names(run.info.run_id)
@@ -208,17 +222,18 @@ def test_cells_trained_in_worker_processes_match_this_process(tmp_path):
                         "resolution": 8},
             "methods": {"random": {"epochs": 1, "batch_size": 32}}}  # fmt: skip
     reports = {}
-    for workers in (1, 2):
+    for workers in (1, 2, 50):  # 50: capped at the 3 cells
         config = load_config(
             QUICKSTART, overrides={**tiny, "output_dir": str(tmp_path / str(workers))}
         )
         reports[workers] = calibrate(config, cells=3, progress=False, track=False,
                                      workers=workers)  # fmt: skip
     assert reports[1]["workers"] == 1 and reports[2]["workers"] == 2
+    assert reports[50]["workers"] == 3
     keys = ("genotype", "proxy_signal", "valid_curve", "ground_truth")
-    assert [[row[k] for k in keys] for row in reports[2]["per_cell"]] == [
-        [row[k] for k in keys] for row in reports[1]["per_cell"]
-    ]
+    alone = [[row[k] for k in keys] for row in reports[1]["per_cell"]]
+    for workers in (2, 50):
+        assert [[row[k] for k in keys] for row in reports[workers]["per_cell"]] == alone
     assert reports[2]["cpu_seconds"] >= sum(r["cpu_seconds"] for r in reports[2]["per_cell"])
 
 
@@ -231,6 +246,9 @@ def test_cells_trained_in_worker_processes_match_this_process(tmp_path):
          "--calibrate-cells: 2 is out of range; allowed: 3 <= cells"),
         (ROOT / "tune_configs" / "nb201_tabular_live.yaml", ["--calibrate"],
          "--calibrate: this comparison trains no networks"),
+        (QUICKSTART, ["--calibrate-cells", "5"], "--calibrate-cells 5: only with --calibrate"),
+        (QUICKSTART, ["--calibrate", "--address", "127.0.0.1:1"],
+         "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
     ],
 )  # fmt: skip
 def test_compare_calibrate_refusals_are_one_line_before_anything(tmp_path, capsys, config, argv,

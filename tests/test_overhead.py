@@ -26,7 +26,28 @@ def test_share_of_the_machine_in_budgets_and_time_to_first_result():
     table = markdown_table({"mode": "live", "device_kind": "cpu", "methods": {},
                             "orchestration": summary})  # fmt: skip
     assert "machine: 68.8% of its 80 cpu-seconds (40 s x 2) went into budgets" in table
-    assert "first result after 4.0-6.5 s" in table
+    assert "first result after 4.0 s (random-seed0) to 6.5 s (rea-seed0)" in table
+
+
+def test_spends_that_miss_the_budget_are_named_under_the_table():
+    from gaea_tune.report import _budget_lines
+
+    def seed(number, spent, status="finished"):
+        return {"seed": number, "spent_device_seconds": spent, "status": status}
+
+    summary = {"mode": "live", "device_kind": "cpu", "budget_device_seconds": 20.0,
+               "methods": {"gaea-darts": {"seeds": [seed(0, 31.3), seed(1, 21.0)]},
+                           "random": {"seeds": [seed(0, 13.8), seed(1, 5.0, "failed")]}}}  # fmt: skip
+    table = "\n".join(_budget_lines(summary))
+    assert (
+        "budget not matched within 10%: gaea-darts seed 0 156%, random seed 0 69% of B = 20 s"
+        in table
+    )
+    summary["methods"] = {
+        "gaea-darts": {"seeds": [seed(0, 21.9)]},
+        "random": {"seeds": [seed(0, 18.1)]},
+    }
+    assert _budget_lines(summary) == []
 
 
 def test_a_curve_is_not_drawn_past_its_spend():

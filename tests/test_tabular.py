@@ -120,6 +120,11 @@ def test_command_prints_mean_and_std_per_method_and_dataset(capsys, tmp_path):
     assert "for all 4 method x dataset studies of 3 seeds at once (inline, 1 worker); " in out
     summary = json.loads((tmp_path / "s").read_text())
     assert summary["executor"] == "inline" and summary["workers"] == 1
+    per_seed = summary["rows"][0]["per_seed"]
+    assert [r["seed"] for r in per_seed] == [0, 1, 2] and summary["rows"][0]["runs"] == 3
+    assert summary["rows"][0]["mean"] == pytest.approx(
+        np.mean([r["test_accuracy"] for r in per_seed])
+    )
     assert set(summary["search_cpu_seconds"]) == {"random", "rea-small"}
     assert [(r["method"], r["dataset"]) for r in summary["rows"]] == [
         ("random", "cifar10"), ("random", "cifar100"), ("rea-small", "cifar10"),
@@ -139,7 +144,7 @@ def test_command_rejects_bad_configs(capsys, tmp_path):
     config.write_text(head + "budget: {device_seconds: 100}\nmethods: {random: {}}\n")
     module, args = _parse([str(config), "--no-ray", "--methods", "rea"])
     assert module.run(args) == 2
-    assert "['rea'] not in the config" in capsys.readouterr().out
+    assert "--methods: rea not in the config; allowed: random" in capsys.readouterr().out
     module, args = _parse([str(config), "--no-ray", "--address", "10.0.0.1:6379"])
     assert module.run(args) == 2
     assert (
@@ -156,6 +161,11 @@ def test_command_rejects_bad_configs(capsys, tmp_path):
     module, args = _parse([str(config), "--no-ray", "--json", str(tmp_path / "no" / "s.json")])
     assert module.run(args) == 2
     assert "--json: cannot write" in capsys.readouterr().out
+    module, args = _parse([str(config), "--no-ray", "--json", str(tmp_path)])
+    assert module.run(args) == 2
+    assert "is a folder; give a file path, e.g. study.json" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse: not allowed with each other
+        _parse([str(config), "--no-ray", "--executor", "ray"])
     # a budget below one evaluation: one line, no traceback
     config.write_text(head + "budget: {device_seconds: 1}\nmethods: {rea: {}}\n")
     module, args = _parse([str(config), "--no-ray"])

@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "so the report shows how far the ranking can be trusted",
     )  # fmt: skip
     parser.add_argument(
-        "--calibrate-cells", type=int, default=20, metavar="K",
-        help="cells per calibration (default 20)",
+        "--calibrate-cells", type=int, default=None, metavar="K",
+        help="cells per calibration (default 20; only with --calibrate)",
     )  # fmt: skip
 
 
@@ -99,19 +99,31 @@ def run(args: argparse.Namespace) -> int:
     from gaea_tune.tracking import Tracker
     from gaea_tune.tune import compare
 
+    if args.calibrate_cells is not None and args.calibrate is None:
+        print(f"gaea-tune: error: --calibrate-cells {args.calibrate_cells}: only with "
+              "--calibrate", file=sys.stderr)  # fmt: skip
+        return 2
+    cells = 20 if args.calibrate_cells is None else args.calibrate_cells
     if args.calibrate is not None:
         try:
-            plan = calibration_plan(config, args.calibrate, args.calibrate_cells)
+            plan = calibration_plan(config, args.calibrate, cells)
+            address = args.address or config.ray_address
+            if address:  # a cluster that does not answer: one line now, not after calibrating
+                from gaea_tune.tune._doctor import check_head_reachable
+
+                check_head_reachable(address)
         except (ConfigError, TrackingError) as error:
             print(f"gaea-tune: error: {error}", file=sys.stderr)
             return 2
+        if not plan:
+            print("calibration: this store has the proxy fidelity of these settings already "
+                  "(the report shows it; `gaea-tune calibrate` measures again)")  # fmt: skip
         from gaea_tune.calibrate import calibrate
 
         for label in plan:
-            print(f"calibrating the settings of {label} on {args.calibrate_cells} cells "
-                  "(gaea-tune calibrate)")  # fmt: skip
+            print(f"calibrating the settings of {label} on {cells} cells (gaea-tune calibrate)")
             try:
-                report = calibrate(config, cells=args.calibrate_cells, method=label)
+                report = calibrate(config, cells=cells, method=label)
             except (ConfigError, TrackingError) as error:
                 print(f"gaea-tune: error: {error}", file=sys.stderr)
                 return 2

@@ -48,15 +48,17 @@ def add_parser(subparsers: Any) -> None:
         "--datasets", nargs="+", default=None,
         help="tabular datasets to run (default: dataset.name); budgets scale by epoch cost",
     )  # fmt: skip
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--executor", choices=EXECUTORS, default="auto",
         help="where the searches run: this process (inline), a local process pool (pool), Ray "
-        "tasks (ray), or auto: Ray with --address or a running Ray, else the pool, each only "
-        "when the work outweighs its start-up (default)",
+        "tasks (ray), or auto: the cluster of --address, else a running Ray or the pool, each "
+        "only when the work outweighs its start-up (default)",
     )  # fmt: skip
-    parser.add_argument("--no-ray", action="store_const", dest="executor", const="inline",
-                        help="the same as --executor inline")  # fmt: skip
-    parser.add_argument("--address", default=None, help="Ray cluster address (implies Ray)")
+    where.add_argument("--no-ray", action="store_const", dest="executor", const="inline",
+                       help="the same as --executor inline")  # fmt: skip
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address: the searches run there as Ray tasks")  # fmt: skip
     parser.add_argument("--json", default=None, help="also write the summary to this file")
 
 
@@ -104,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     methods = {m.label: m for m in config.methods}
     missing = sorted(set(args.methods or ()) - set(methods))
     if missing:
-        print(f"gaea-tune tabular: error: {missing!r} not in the config; have {list(methods)!r}")
+        print(f"gaea-tune tabular: error: --methods: {', '.join(missing)} not in the config; "
+              f"allowed: {', '.join(methods)}")  # fmt: skip
         return 2
     if args.address and args.executor not in ("auto", "ray"):
         print(f"gaea-tune tabular: error: --address {args.address!r} runs the searches on a Ray "
@@ -112,7 +115,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     labels = list(dict.fromkeys(args.methods or methods))  # each method once, in the given order
     if args.json:  # where the summary goes, checked before hours of searches
-        folder = Path(args.json).expanduser().absolute().parent
+        target = Path(args.json).expanduser().absolute()
+        if target.is_dir():
+            print(f"gaea-tune tabular: error: --json: {args.json!r} is a folder; give a file "
+                  "path, e.g. study.json")  # fmt: skip
+            return 2
+        folder = target.parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             print(f"gaea-tune tabular: error: --json: cannot write {args.json!r}: folder "
                   f"{str(folder)!r} does not exist or is not writable")  # fmt: skip
@@ -155,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
         cpu[study.label] = cpu.get(study.label, 0.0) + summary["search_cpu_seconds"]
         rows.append(
             {"method": study.label, "dataset": study.dataset, "budget": study.budget_seconds,
-             **summary}
+             **summary, "runs": len(results),
+             "per_seed": [{"seed": r.seed, "test_accuracy": r.test_accuracy,
+                           "incumbent": r.incumbent, "evaluations": r.evaluations,
+                           "spent": r.spent} for r in results]}
         )  # fmt: skip
     print(f"{'method':<12} {'dataset':<15} {'budget s':>9} {'seeds':>6} "
           f"{'test acc (mean +- std)':>23} {'evals':>6} {'cpu s':>7}")  # fmt: skip
