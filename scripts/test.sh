@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 .venv/bin/ruff check gaea_tune search_spaces tests scripts examples
 .venv/bin/python -m pytest -m "not integration" -q "$@"
-.venv/bin/python -m pytest -m integration -q "$@"
+.venv/bin/python -m pytest -m integration -q --durations=12 "$@"
