@@ -448,3 +448,16 @@ def test_command_runs_the_study_in_a_pool_or_on_ray(ray_two_cpus, tmp_path, caps
         summary = json.loads(out.read_text())
         assert summary["executor"] == executor and summary["workers"] == workers
         assert summary["rows"][0]["mean"] == pytest.approx(expected["mean"])
+
+
+def test_chunks_go_longest_first_and_cover_every_seed_once():
+    from gaea_tune.tune._tabular import _jobs
+
+    rest = [list(range(10)), [20, 21, 22], []]
+    jobs = _jobs(rest, per_search=[0.01, 1.0, 9.0], count=4)
+    costs = [[0.01, 1.0][i] * len(chunk) for i, chunk in jobs]
+    assert costs == sorted(costs, reverse=True)
+    assert [i for i, _ in jobs[:3]] == [1, 1, 1]  # the expensive study's chunks first
+    assert sorted(s for i, chunk in jobs if i == 0 for s in chunk) == list(range(10))
+    assert sorted(s for i, chunk in jobs if i == 1 for s in chunk) == [20, 21, 22]
+    assert len([1 for i, _ in jobs if i == 0]) == 4

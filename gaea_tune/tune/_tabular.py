@@ -131,20 +131,20 @@ def run_studies(
         return done
     # The first seed of every study here: a result, an error before any worker starts, and a
     # measure of the rest.
-    estimate = 0.0
+    per_search: list[float] = []
     for i, study in enumerate(studies):
         started = time.perf_counter()
         with _naming(study):
             done[i].append(simulate(study.method, study.dataset, study.budget_seconds,
                                     seeds[i][0], **study.options))  # fmt: skip
-        estimate += (time.perf_counter() - started) * (len(seeds[i]) - 1)
+        per_search.append(time.perf_counter() - started)
         if on_chunk is not None:
             on_chunk(study, 1)
     rest = [s[1:] for s in seeds]
     if not any(rest):
         return done
     if executor == "auto":
-        executor = _choose(estimate, address)
+        executor = _choose(sum(t * len(r) for t, r in zip(per_search, rest)), address)
     if executor == "inline":
         for i, study in enumerate(studies):
             if rest[i]:
@@ -156,7 +156,8 @@ def run_studies(
         cpus, chunks = _pool_cpus(), _pool_chunks
     where.update(executor=executor, workers=cpus)
     finished: list[tuple[int, list[TabularResult]]] = []
-    for i, results in chunks(studies, _jobs(studies, rest, cpus * chunks_per_cpu), cpus):
+    jobs = _jobs(rest, per_search, cpus * chunks_per_cpu)
+    for i, results in chunks(studies, jobs, cpus):
         finished.append((i, results))
         if on_chunk is not None:
             on_chunk(studies[i], len(results))
@@ -192,18 +193,13 @@ def _inline(
 
 
 def _jobs(
-    studies: Sequence[Study], rest: list[list[int]], count: int
+    rest: list[list[int]], per_search: list[float], count: int
 ) -> list[tuple[int, list[int]]]:
-    """(study index, chunk of seeds), the studies' chunks interleaved so that every study
-    progresses from the start (a progress line per method means something) and the cheap
-    studies' chunks fill the gaps at the end."""
-    per_study = [_chunks(seeds, count) if seeds else [] for seeds in rest]
-    jobs = []
-    for round_ in range(max(len(c) for c in per_study)):
-        for i, chunks in enumerate(per_study):
-            if round_ < len(chunks):
-                jobs.append((i, chunks[round_]))
-    return jobs
+    """(study index, chunk of seeds): each study's seeds in up to ``count`` chunks, the longest
+    expected first (``per_search`` seconds, measured on the study's first seed), so the
+    cheap chunks fill the workers' gaps at the end instead of one long chunk running alone."""
+    jobs = [(i, chunk) for i, seeds in enumerate(rest) if seeds for chunk in _chunks(seeds, count)]
+    return sorted(jobs, key=lambda job: -per_search[job[0]] * len(job[1]))
 
 
 def _collect(
