@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -272,6 +271,14 @@ def calibration_method(config: ExperimentConfig, method: str | None = None) -> M
     )
 
 
+def calibration_key(settings: dict[str, Any]) -> str:
+    """What makes two standalone trainings the same proxy: everything in ``settings`` (of
+    :func:`calibration_settings`) but the seed, the method's label and where it runs."""
+    kept = {k: v for k, v in settings.items() if k not in ("method", "device", "threads")}
+    kept["dataset"] = {k: v for k, v in (settings.get("dataset") or {}).items() if k != "seed"}
+    return json.dumps(kept, sort_keys=True)
+
+
 def calibration_settings(
     config: ExperimentConfig, method: MethodConfig, seed: int
 ) -> dict[str, Any]:
@@ -396,11 +403,9 @@ def calibration_workers(settings: dict[str, Any], workers: int | None = None) ->
         return workers
     if settings["device"] != "cpu":
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, int(settings["threads"])))
+    from gaea_tune._local_pool import usable_cpus
+
+    return max(1, usable_cpus() // max(1, int(settings["threads"])))
 
 
 _WORKER: dict[str, Any] = {}
@@ -429,15 +434,13 @@ def _train_in_pool(
     workers: int,
     record: Any,
 ) -> None:
-    """Each cell in a worker process (a fork server's: clean, not a copy of this process); each
-    worker loads the data once. ``record(position, result)`` as cells finish."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Each cell in a worker process (:func:`gaea_tune._local_pool.process_pool`); each worker
+    loads the data once. ``record(position, result)`` as cells finish."""
+    from concurrent.futures import as_completed
 
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_worker_start, initargs=(settings,)
-    ) as pool:
+    from gaea_tune._local_pool import process_pool
+
+    with process_pool(workers, initializer=_worker_start, initargs=(settings,)) as pool:
         futures = {
             pool.submit(_worker_cell, str(genotype), settings, seed): position
             for position, genotype in enumerate(genotypes)

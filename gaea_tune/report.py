@@ -134,14 +134,6 @@ def _orchestration(tracker: Tracker, parent_run_id: str) -> dict[str, Any] | Non
     return tracker.download_json(parent_run_id, "orchestration.json")
 
 
-def _calibration_key(settings: dict[str, Any]) -> str:
-    """What makes two standalone trainings the same proxy: everything but the seed, the method's
-    label and where it runs."""
-    kept = {k: v for k, v in settings.items() if k not in ("method", "device", "threads")}
-    kept["dataset"] = {k: v for k, v in (settings.get("dataset") or {}).items() if k != "seed"}
-    return json.dumps(kept, sort_keys=True)
-
-
 def calibrations(tracker: Tracker, config_raw: dict[str, Any]) -> dict[str, Any]:
     """The proxy fidelity of this comparison's own standalone settings, where measured.
 
@@ -155,7 +147,7 @@ def calibrations(tracker: Tracker, config_raw: dict[str, Any]) -> dict[str, Any]
     runs = _latest_runs(tracker, "calibration", 50, finished=True)
     if not runs:
         return {}
-    from gaea_tune.calibrate import calibration_settings
+    from gaea_tune.calibrate import calibration_key, calibration_settings
     from gaea_tune.config import parse_config
 
     try:
@@ -167,7 +159,7 @@ def calibrations(tracker: Tracker, config_raw: dict[str, Any]) -> dict[str, Any]
     for method in config.methods:
         if method.family != "standalone":
             continue
-        wanted = _calibration_key(calibration_settings(config, method, 0))
+        wanted = calibration_key(calibration_settings(config, method, 0))
         for run in runs:
             run_id = run.info.run_id
             if run_id not in reports:
@@ -178,7 +170,7 @@ def calibrations(tracker: Tracker, config_raw: dict[str, Any]) -> dict[str, Any]
                     else {}
                 )
             report = reports[run_id]
-            if report.get("settings") and _calibration_key(report["settings"]) == wanted:
+            if report.get("settings") and calibration_key(report["settings"]) == wanted:
                 stats = report["statistics"]
                 found[method.label] = {
                     "kendall": stats.get("kendall"),

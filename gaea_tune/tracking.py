@@ -228,8 +228,14 @@ def check_experiment_usable(tracking_uri: str, name: str) -> None:
     :class:`ConfigError` for a deleted experiment and :class:`TrackingError` when the store
     cannot be read.
     """
+    experiment_exists(tracking_uri, name)
+
+
+def experiment_exists(tracking_uri: str, name: str) -> bool:
+    """Whether the store holds an active experiment ``name`` (False when a local store does not
+    exist yet). Reads only; raises as :func:`check_experiment_usable` does."""
     if _local_store_missing(tracking_uri):
-        return  # a store that does not exist yet holds no experiment at all
+        return False  # a store that does not exist yet holds no experiment at all
     check_reachable(tracking_uri)
     try:
         experiment = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(name)
@@ -238,6 +244,7 @@ def check_experiment_usable(tracking_uri: str, name: str) -> None:
         raise TrackingError(f"cannot use MLflow store {tracking_uri!r}: {first_line}") from None
     if experiment is not None and experiment.lifecycle_stage == "deleted":
         raise ConfigError(_deleted_message(tracking_uri, name, experiment.experiment_id))
+    return experiment is not None
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

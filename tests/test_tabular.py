@@ -263,7 +263,7 @@ def test_a_local_process_pool_runs_the_studies_and_matches_the_plain_loop(monkey
     monkeypatch.setattr(ray, "init", no_ray)
     monkeypatch.setattr(ray, "remote", no_ray)
     monkeypatch.setattr(_tabular, "POOL_PAYS_SECONDS", 0.0)
-    monkeypatch.setattr(_tabular, "_pool_cpus", lambda: 2)  # a pool even on a 1-CPU runner
+    monkeypatch.setattr(_tabular, "usable_cpus", lambda: 2)  # a pool even on a 1-CPU runner
     started = []
     real_pool = _tabular._pool_chunks
     monkeypatch.setattr(_tabular, "_pool_chunks", lambda *a: started.append(1) or real_pool(*a))
@@ -437,9 +437,9 @@ def test_command_runs_the_study_in_a_pool_or_on_ray(ray_two_cpus, tmp_path, caps
     )
     expected = summarize(simulate_many("rea", "cifar10", 12000, range(4), population_size=5,
                                        sample_size=2))  # fmt: skip
-    from gaea_tune.tune._tabular import _pool_cpus
+    from gaea_tune._local_pool import usable_cpus
 
-    for executor, workers in (("pool", _pool_cpus()), ("ray", 2)):
+    for executor, workers in (("pool", usable_cpus()), ("ray", 2)):
         out = tmp_path / f"{executor}.json"
         module, args = _parse([str(config), "--executor", executor, "--json", str(out)])
         assert module.run(args) == 0

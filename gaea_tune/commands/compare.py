@@ -40,8 +40,12 @@ def calibration_plan(config: ExperimentConfig, labels: list[str], cells: int) ->
     or another label in the plan measures (the same settings). ConfigError for a label that is
     not a standalone method of the config, or a cell count ``gaea-tune calibrate`` refuses;
     before any compute."""
-    from gaea_tune.calibrate import calibration_method, calibration_settings, sample_cells
-    from gaea_tune.report import _calibration_key
+    from gaea_tune.calibrate import (
+        calibration_key,
+        calibration_method,
+        calibration_settings,
+        sample_cells,
+    )
 
     if config.mode != "live" or config.dataset.get("simulate"):
         raise ConfigError(
@@ -64,7 +68,7 @@ def calibration_plan(config: ExperimentConfig, labels: list[str], cells: int) ->
     plan: list[str] = []
     keys: set[str] = set()
     for method in chosen:
-        key = _calibration_key(calibration_settings(config, method, 0))
+        key = calibration_key(calibration_settings(config, method, 0))
         if method.label in measured or key in keys:
             continue
         keys.add(key)
@@ -75,17 +79,12 @@ def calibration_plan(config: ExperimentConfig, labels: list[str], cells: int) ->
 def _stored_calibrations(config: ExperimentConfig) -> dict[str, Any]:
     """The labels whose settings the config's MLflow store has a calibration of (none if the
     store or experiment does not exist yet)."""
-    from mlflow.tracking import MlflowClient
-
     from gaea_tune.calibrate import tracking_settings
     from gaea_tune.report import calibrations
-    from gaea_tune.tracking import Tracker, _local_store_missing, check_experiment_usable
+    from gaea_tune.tracking import Tracker, experiment_exists
 
     uri, artifacts = tracking_settings(config)
-    if _local_store_missing(uri):
-        return {}
-    check_experiment_usable(uri, config.name)
-    if MlflowClient(tracking_uri=uri).get_experiment_by_name(config.name) is None:
+    if not experiment_exists(uri, config.name):
         return {}
     return calibrations(Tracker(uri, config.name, artifacts), config.raw)
 

@@ -24,12 +24,12 @@ Every search depends on its seed alone, so where it ran never changes a result.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gaea_tune._local_pool import process_pool, usable_cpus
 from gaea_tune.baselines import TabularResult, simulate, simulate_many, tabular_options
 
 EXECUTORS = ("auto", "inline", "pool", "ray")
@@ -79,13 +79,6 @@ def _naming(study: Study) -> Iterator[None]:
 def _chunks(seeds: list[int], count: int) -> list[list[int]]:
     count = max(1, min(count, len(seeds)))
     return [seeds[i::count] for i in range(count)]
-
-
-def _pool_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def run_studies(
@@ -153,7 +146,7 @@ def run_studies(
     if executor == "ray":
         cpus, chunks = _ray_cpus(address), _ray_chunks
     else:
-        cpus, chunks = _pool_cpus(), _pool_chunks
+        cpus, chunks = usable_cpus(), _pool_chunks
     where.update(executor=executor, workers=cpus)
     finished: list[tuple[int, list[TabularResult]]] = []
     jobs = _jobs(rest, per_search, cpus * chunks_per_cpu)
@@ -173,7 +166,7 @@ def _choose(estimate: float, address: str | None) -> str:
         return "ray"
     if ray.is_initialized():
         return "ray" if estimate > RAY_RUNNING_PAYS_SECONDS else "inline"
-    if _pool_cpus() > 1 and estimate > POOL_PAYS_SECONDS:
+    if usable_cpus() > 1 and estimate > POOL_PAYS_SECONDS:
         return "pool"
     return "inline"
 
@@ -217,14 +210,9 @@ def _pool_chunks(
     studies: Sequence[Study], jobs: list[tuple[int, list[int]]], cpus: int
 ) -> Iterator[tuple[int, list[TabularResult]]]:
     """(study index, results) of each chunk as it finishes in a local process pool."""
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_EXCEPTION, wait
 
-    # A fork server: workers start from a clean process that imported the searchers once, not
-    # from a copy of this one (which may hold threads, e.g. MLflow's).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["gaea_tune.baselines"])
-    with ProcessPoolExecutor(max_workers=cpus, mp_context=context) as pool:
+    with process_pool(cpus, preload=["gaea_tune.baselines"]) as pool:
         futures = {}
         for i, chunk in jobs:
             study = studies[i]
