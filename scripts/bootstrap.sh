@@ -3,13 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
 stamp=".venv/.gaea-tune-stamp"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  # The install fills about 6.6 GB (torch's CUDA build: 1.2 GB, its nvidia-* and triton
+  # wheels: 4.1 GB). Say so in one line before pip fails half-way with "No space left on device".
+  need_gb=8
+  free_kb="$(df -Pk . | awk 'NR==2 {print $4}')"
+  if [ ! -x .venv/bin/python ] && [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+    echo "bootstrap: $(pwd) has $((free_kb / 1024)) MiB free; the virtual environment needs about ${need_gb} GiB; free some and run again" >&2
+    exit 1
+  fi
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --no-cache-dir --upgrade pip
+  .venv/bin/python -m pip install --quiet --no-cache-dir -e '.[test]'
   echo "$want" > "$stamp"
 fi
