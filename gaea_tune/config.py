@@ -133,7 +133,9 @@ class ExperimentConfig:
     final_retrain: dict[str, Any]  # the resolved protocol (gaea_tune.protocols)
     report_every_seconds: float
     raw: dict[str, Any]
-    # precision / memory format / cuDNN for every trainable; None = auto (on with CUDA only)
+    # precision / memory format / cuDNN for every trainable; None = auto
+    # (gaea_tune.weight_sharing.default_numerics: on with CUDA; on CPU NHWC where the space
+    # trains faster in it)
     numerics: dict[str, Any] = field(
         default_factory=lambda: {"amp": None, "channels_last": None, "cudnn_benchmark": None}
     )

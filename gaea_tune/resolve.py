@@ -36,14 +36,18 @@ def method_options(config: ExperimentConfig, method: MethodConfig) -> dict[str, 
     return options
 
 
-def resolve_numerics(numerics: dict[str, Any] | None, on_gpu: bool) -> dict[str, bool]:
-    """``numerics`` with ``None`` (auto) resolved: bf16 autocast, channels_last and cuDNN
-    autotuning on with CUDA, off on CPU (where NHWC reaches oneDNN kernels with known faults)."""
+def resolve_numerics(
+    numerics: dict[str, Any] | None, on_gpu: bool, space: str = "nb201"
+) -> dict[str, bool]:
+    """``numerics`` with ``None`` (auto) resolved by the one rule both families read
+    (:func:`gaea_tune.weight_sharing.default_numerics`): bf16 autocast and cuDNN autotuning
+    with CUDA only; channels_last with CUDA, and on the CPU where ``space`` trains faster in
+    it (NB201: yes; DARTS: no)."""
+    from gaea_tune.weight_sharing import default_numerics
+
+    auto = default_numerics("cuda" if on_gpu else "cpu", space)
     given = dict(numerics or {})
-    return {
-        key: on_gpu if given.get(key) is None else bool(given[key])
-        for key in ("amp", "channels_last", "cudnn_benchmark")
-    }
+    return {key: auto[key] if given.get(key) is None else bool(given[key]) for key in auto}
 
 
 def _signature_defaults(cls: type, keys: Any) -> dict[str, Any]:
@@ -62,19 +66,17 @@ def _weight_sharing(config: ExperimentConfig, method: MethodConfig) -> dict[str,
         settings["epochs"] = "from the budget: as many as the first epoch's cost affords"
         if settings.get("lr_cosine_epochs") == SearchOptions.epochs:
             settings["lr_cosine_epochs"] = "the planned epochs"
-    settings["cudnn_benchmark"] = resolve_numerics(config.numerics, config.device_kind == "gpu")[
-        "cudnn_benchmark"
-    ]
+    numerics = resolve_numerics(config.numerics, config.device_kind == "gpu", space)
+    settings["cudnn_benchmark"] = numerics["cudnn_benchmark"]
     m = get_method(method.method)
     for key, (_, applies) in _ONLY_FOR.items():  # settings this method never reads
         if key in settings and not applies(m):
             settings[key] = None
     if settings["formulation"] != "erm":
         settings["erm_arch_batch"] = settings["erm_joint"] = None
-    on_gpu = config.device_kind == "gpu"
-    for key in ("amp", "channels_last"):  # None: on with CUDA, off on CPU
+    for key in ("amp", "channels_last"):  # None: the device's and space's default
         if settings.get(key) is None:
-            settings[key] = on_gpu
+            settings[key] = numerics[key]
     if settings.get("amp"):
         settings["precision"] = "bfloat16 autocast"
     else:
@@ -126,7 +128,7 @@ def _standalone(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any
     search.update({k: v for k, v in options.items() if k in keys})
     training = {k: options.get(k, v) for k, v in TRAINING_DEFAULTS.items()}
     training.update(optimizer="SGD, Nesterov momentum 0.9, cosine lr over the trial's epochs")
-    numerics = resolve_numerics(config.numerics, config.device_kind == "gpu")
+    numerics = resolve_numerics(config.numerics, config.device_kind == "gpu", config.space["name"])
     return {
         "training": training,
         "search": search,
@@ -198,7 +200,9 @@ def resolved_settings(config: ExperimentConfig) -> dict[str, Any]:
         "device_kind": config.device_kind,
         "seeds": list(config.seeds),
         "resources": dict(config.resources),
-        "numerics": resolve_numerics(config.numerics, config.device_kind == "gpu"),
+        "numerics": resolve_numerics(
+            config.numerics, config.device_kind == "gpu", config.space["name"]
+        ),
         "max_failures": config.max_failures,
         "final_retrain": dict(config.final_retrain) if config.final_retrain_epochs else None,
     }

@@ -9,10 +9,10 @@ the host-side finiteness check of the loss, backward, SGD with Nesterov momentum
 
 Settings: batch 64 and batch 256 (``--quick``: C=8, N=1, batch 16, a few steps). Numerics
 (``--variants``): ``fp32`` (float32, NCHW), ``bf16-cl`` (bfloat16 autocast, channels_last),
-also ``bf16`` and ``fp32-cl``; ``comparison`` is the device's comparison-level numerics,
-``bf16-cl`` on CUDA and ``fp32`` on CPU (channels_last on CPU can reach oneDNN's faulty
-weight-gradient kernel for small strided 1x1 convs, so CPU runs stay NCHW unless asked).
-Default: ``fp32,comparison`` (on CPU that is ``fp32`` alone).
+also ``bf16`` and ``fp32-cl``; ``comparison`` is the comparison-level numerics by default,
+``bf16-cl`` on CUDA and ``fp32-cl`` on CPU (NB201 trains faster in channels_last there;
+``gaea_tune.weight_sharing.default_numerics``). Default: ``fp32,comparison``. With
+``--reference-dir``, the reference's fp32 NCHW is set against each of our fp32 variants.
 
 Every measurement runs in a fresh subprocess (this script in worker mode), and the repeats are
 interleaved across settings (A B A B A B, not A A A B B B), so drift of the machine spreads over

@@ -7,8 +7,8 @@ only. Settings: ``paper`` (NB201 supernet at the GAEA paper's size: C=16, N=5, b
 32x32), ``small`` (C=8, N=1, batch 64, 16x16) and ``quick`` (C=8, N=1, batch 16, 16x16, a few
 steps; what ``--quick`` runs). Numerics (``--variants``): ``fp32`` (float32, NCHW), ``bf16-cl``
 (bfloat16 autocast, channels_last), ``bf16``, ``fp32-cl``, and ``comparison``: what a search in
-a comparison runs on the device (``bf16-cl`` on CUDA, ``fp32`` on CPU, SearchOptions'
-defaults). Default: ``fp32,comparison``; ``--amp`` / ``--nchw`` without ``--variants`` select
+a comparison runs on the device and space by default (``bf16-cl`` on CUDA; on CPU ``fp32-cl``
+for NB201 and ``fp32`` for DARTS: ``gaea_tune.weight_sharing.default_numerics``). Default: ``fp32,comparison``; ``--amp`` / ``--nchw`` without ``--variants`` select
 the one variant they name (channels_last unless ``--nchw``).
 
 Every measurement runs in a fresh subprocess (this script in worker mode), and the repeats are
@@ -68,14 +68,18 @@ VARIANT_LABELS = {
 QUICK_STEPS, QUICK_WARMUP = 3, 1
 
 
-def resolve_variants(text: str, device: str) -> list[str]:
-    """Variant names from a comma list; ``comparison`` -> the device's comparison numerics."""
+def resolve_variants(text: str, device: str, space: str = "nb201") -> list[str]:
+    """Variant names from a comma list; ``comparison`` -> the numerics a comparison runs on
+    ``device`` and ``space`` by default (``default_numerics``)."""
     out: list[str] = []
     for name in (v.strip() for v in text.split(",")):
         if not name:
             continue
         if name == "comparison":
-            name = "bf16-cl" if device.startswith("cuda") else "fp32"
+            from gaea_tune.weight_sharing import default_numerics
+
+            auto = default_numerics(device.split(":")[0], space)
+            name = ("bf16" if auto["amp"] else "fp32") + ("-cl" if auto["channels_last"] else "")
         if name not in VARIANTS:
             allowed = ", ".join([*VARIANTS, "comparison"])
             raise ValueError(f"unknown variant {name!r}; allowed: {allowed}")
@@ -455,30 +459,37 @@ def summarise(
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ours over the reference per setting and numerics: medians of images/s and peak memory,
-    and the range of images/s ratios over the repeats paired in run order (each pair ran back
-    to back)."""
+    """Ours over the reference per setting, for each of our variants at the reference's
+    precision (their fp32 NCHW against our fp32 in either memory format: the layout is a
+    choice of the code, the arithmetic is the same): medians of images/s and peak memory, and
+    the range of images/s ratios over the repeats paired in run order (each pair ran back to
+    back)."""
     out = []
-    ours = {(r["setting"], r["variant"]): r for r in rows if r["impl"] == "ours"}
+    ours = [r for r in rows if r["impl"] == "ours"]
     for ref in (r for r in rows if r["impl"] != "ours"):
-        mine = ours.get((ref["setting"], ref["variant"]))
-        if mine is None:
-            continue
-        paired = [a / b for a, b in zip(mine["img_s"]["runs"], ref["img_s"]["runs"])]
-        ref_mb = ref["peak_mb"]["median"]
-        out.append(
-            {
-                "setting": ref["setting"],
-                "variant": ref["variant"],
-                "reference": ref["impl"],
-                "img_s_ratio": mine["img_s"]["median"] / ref["img_s"]["median"],
-                "img_s_ratio_min": min(paired),
-                "img_s_ratio_max": max(paired),
-                "img_cpu_s_ratio": mine["img_cpu_s"]["median"] / ref["img_cpu_s"]["median"],
-                "peak_mb_ratio": mine["peak_mb"]["median"] / ref_mb if ref_mb else None,
-            }
-        )
+        for mine in ours:
+            if mine["setting"] != ref["setting"]:
+                continue
+            if VARIANTS[mine["variant"]][0] != VARIANTS[ref["variant"]][0]:
+                continue
+            out.append(_ratio(mine, ref))
     return out
+
+
+def _ratio(mine: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    paired = [a / b for a, b in zip(mine["img_s"]["runs"], ref["img_s"]["runs"])]
+    ref_mb = ref["peak_mb"]["median"]
+    return {
+        "setting": ref["setting"],
+        "variant": mine["variant"],
+        "reference_variant": ref["variant"],
+        "reference": ref["impl"],
+        "img_s_ratio": mine["img_s"]["median"] / ref["img_s"]["median"],
+        "img_s_ratio_min": min(paired),
+        "img_s_ratio_max": max(paired),
+        "img_cpu_s_ratio": mine["img_cpu_s"]["median"] / ref["img_cpu_s"]["median"],
+        "peak_mb_ratio": mine["peak_mb"]["median"] / ref_mb if ref_mb else None,
+    }
 
 
 def print_table(rows: list[dict[str, Any]], memory_label: str) -> None:
@@ -504,7 +515,7 @@ def print_ratios(table: list[dict[str, Any]]) -> None:
     for r in table:
         mem = "n/a" if r["peak_mb_ratio"] is None else f"{r['peak_mb_ratio']:.2f}x"
         print(
-            f"# ours/{r['reference']} {r['setting']} {r['variant']}: img/s "
+            f"# ours {r['variant']}/{r['reference']} {r['reference_variant']} {r['setting']}: img/s "
             f"{r['img_s_ratio']:.2f}x (paired repeats {r['img_s_ratio_min']:.2f}-"
             f"{r['img_s_ratio_max']:.2f}), img/cpu-s {r['img_cpu_s_ratio']:.2f}x, "
             f"peak memory {mem}",
@@ -584,7 +595,8 @@ def selected_variants(parser: argparse.ArgumentParser, args: argparse.Namespace)
     """The numerics of ``--variants`` (default ``fp32,comparison``) resolved for the device;
     an unknown name is a usage error (exit 2)."""
     try:
-        return resolve_variants(args.variants or DEFAULT_VARIANTS, args.device)
+        space = getattr(args, "space", "nb201")  # the standalone benchmark: NB201
+        return resolve_variants(args.variants or DEFAULT_VARIANTS, args.device, space)
     except ValueError as error:
         parser.error(str(error))
 

@@ -17,6 +17,10 @@ class SearchSpace(Protocol):
     """A cell search space: genotypes, supernets, standalone networks."""
 
     name: str
+    # Whether this space's supernets and networks train faster in channels_last (NHWC) than
+    # in NCHW on the CPU, as measured with scripts/bench_supernet.py --variants fp32,fp32-cl:
+    # what numerics.channels_last: null means on the CPU (on CUDA it is always NHWC).
+    channels_last_on_cpu: bool
 
     def candidate_ops(self, exclude_none: bool) -> tuple[str, ...]:
         """Op names a supernet mixes, in column order of its architecture weights."""

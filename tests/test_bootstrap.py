@@ -37,7 +37,11 @@ def test_bootstrap_refuses_a_small_disk_before_creating_the_venv(tmp_path):
     project = _project_copy(tmp_path / "p")
     env = _fake_df(tmp_path / "bin", free_kb=3 * 1024 * 1024)
     done = subprocess.run(
-        ["bash", "scripts/bootstrap.sh"], cwd=project, env=env, capture_output=True, text=True,
+        ["bash", "scripts/bootstrap.sh"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert done.returncode == 1
@@ -59,7 +63,11 @@ def test_bootstrap_with_a_built_venv_checks_no_disk(tmp_path):
     (project / ".venv" / ".gaea-tune-stamp").write_text(want + "\n")
     env = _fake_df(tmp_path / "bin", free_kb=1024)
     done = subprocess.run(
-        ["bash", "scripts/bootstrap.sh"], cwd=project, env=env, capture_output=True, text=True,
+        ["bash", "scripts/bootstrap.sh"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

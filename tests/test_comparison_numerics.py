@@ -17,13 +17,37 @@ BASE = {
 
 
 @pytest.mark.parametrize("gpu", [0.0, 0.5])
-def test_both_families_resolve_to_the_same_numerics(gpu):
-    config = parse_config({**BASE, "resources": {"gpu": gpu, "cpu": 1}})
-    methods = resolved_settings(config)["methods"]
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_both_families_resolve_to_the_same_numerics(gpu, space):
+    """Auto numerics: bf16 and cuDNN autotuning with CUDA only; NHWC with CUDA, and on the CPU
+    for NB201 (its networks train faster in it there), not for DARTS (slower)."""
+    raw = {**BASE, "space": {**BASE["space"], "name": space}}
+    if space == "darts":
+        raw["methods"] = {"gaea-darts": {"epochs": 2}, "random": {"epochs": 1}}
+    config = parse_config({**raw, "resources": {"gpu": gpu, "cpu": 1}})
+    settings = resolved_settings(config)
+    methods = settings["methods"]
     ws, sa = methods["gaea-darts"], methods["random"]
     assert ws["precision"] == sa["precision"] == ("bfloat16 autocast" if gpu else "float32")
-    assert ws["channels_last"] == sa["channels_last"] == bool(gpu)
+    nhwc = bool(gpu) or space == "nb201"
+    assert ws["channels_last"] == sa["channels_last"] == nhwc
     assert ws["cudnn_benchmark"] == sa["cudnn_benchmark"] == bool(gpu)
+    assert settings["comparison"]["numerics"] == {"amp": bool(gpu), "channels_last": nhwc,
+                                                  "cudnn_benchmark": bool(gpu)}  # fmt: skip
+
+
+def test_the_search_and_the_standalone_trainer_read_the_same_default():
+    """SupernetSearch resolves an unset channels_last with the resolver's rule."""
+    from gaea_tune.weight_sharing import SearchOptions, SupernetSearch, default_numerics
+
+    batches = [(torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))]
+    for space in ("nb201", "darts"):
+        search = SupernetSearch(
+            space, "gaea-darts", SearchOptions(C=4, N=1, epochs=1, batch_size=4),
+            batches, batches, batches, num_classes=10, device=torch.device("cpu"), seed=0,
+        )  # fmt: skip
+        assert search.channels_last == default_numerics("cpu", space)["channels_last"]
+        assert search.channels_last == (space == "nb201") and not search.amp
 
 
 def test_numerics_are_set_once_for_the_comparison():

@@ -143,3 +143,32 @@ def test_find_reference_locates_the_checkouts(tmp_path):
         "fork": str(tmp_path / "fork"),
         "autodl": str(tmp_path / "AutoDL-Projects"),
     }
+
+
+def test_ratios_pair_the_reference_with_our_variants_of_its_precision():
+    """Their fp32 NCHW is set against our fp32 in both memory formats, never against bf16."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from bench_supernet import ratios
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+
+    def row(variant, impl, img_s, mb):
+        return {
+            "setting": "paper", "variant": variant, "impl": impl,
+            "img_s": {"median": img_s, "runs": [img_s, img_s * 1.1]},
+            "img_cpu_s": {"median": img_s / 2}, "peak_mb": {"median": mb},
+        }  # fmt: skip
+
+    rows = [
+        row("fp32", "ours", 30.0, 1500.0),
+        row("fp32-cl", "ours", 40.0, 1400.0),
+        row("bf16-cl", "ours", 90.0, 900.0),
+        row("fp32", "gaea", 20.0, 3000.0),
+    ]
+    table = {r["variant"]: r for r in ratios(rows)}
+    assert set(table) == {"fp32", "fp32-cl"}
+    assert table["fp32-cl"]["img_s_ratio"] == pytest.approx(2.0)
+    assert table["fp32-cl"]["reference_variant"] == "fp32"
+    assert table["fp32"]["peak_mb_ratio"] == pytest.approx(0.5)
+    assert table["fp32"]["img_s_ratio_min"] == pytest.approx(1.5)

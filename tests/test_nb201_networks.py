@@ -283,3 +283,72 @@ def test_supernet_rejects_bad_inputs() -> None:
         net(x, {"cell": _uniform(4)}, mode="sample")
     with pytest.raises(ValueError, match="conv_5x5"):
         NB201Supernet(4, 1, 3, ("skip_connect", "conv_5x5"))
+
+
+# --- shared work per node: one average pool per node ------------------------------------------
+
+
+def test_supernet_pools_each_node_once_with_the_values_of_one_pool_per_edge(monkeypatch) -> None:
+    """The avg_pool_3x3 of a node is identical on every edge leaving it; the search cell pools
+    each node once (3 pools per cell, not 6) and gets the outputs and gradients of one pool
+    per edge."""
+    from search_spaces.nb201 import _networks
+
+    torch.manual_seed(0)
+    net = NB201Supernet(8, 1, 5, NO_NONE)
+    x = torch.randn(4, 3, 16, 16)
+    weights = torch.softmax(torch.randn(6, 4), dim=1)
+    calls = []
+    for cell in net.cells:
+        if isinstance(cell, _SearchCell):  # not the residual blocks' 2x2 pools
+            for module in cell.modules():
+                if isinstance(module, torch.nn.AvgPool2d):
+                    module.register_forward_hook(lambda *_: calls.append(1))
+
+    def run() -> tuple[torch.Tensor, ...]:
+        w = weights.clone().requires_grad_()
+        net.zero_grad(set_to_none=True)
+        out = net(x, {"cell": w})
+        out.square().sum().backward()
+        grads = tuple(p.grad.clone() for p in net.parameters() if p.grad is not None)
+        return (out.detach(), w.grad, *grads)
+
+    shared = run()
+    assert len(calls) == 3 * 3  # three cells, three source nodes each
+    calls.clear()
+    plain_apply = _networks._SharedReLU.apply
+
+    def one_pool_per_edge(self, op, source):
+        if isinstance(op, torch.nn.AvgPool2d):
+            return op(self.nodes[source])
+        return plain_apply(self, op, source)
+
+    monkeypatch.setattr(_networks._SharedReLU, "apply", one_pool_per_edge)
+    separate = run()
+    assert len(calls) == 3 * 6
+    assert len(shared) == len(separate)
+    for a, b in zip(shared, separate):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_exclude_pad_avg_pool_matches_torchs_pool(stride: int, channels_last: bool) -> None:
+    from search_spaces._mixed import ExcludePadAvgPool2d
+
+    torch.manual_seed(0)
+    x64 = torch.randn(3, 5, 9, 7, dtype=torch.float64, requires_grad=True)
+    reference = torch.nn.AvgPool2d(3, stride, 1, count_include_pad=False)(x64)
+    g = torch.randn_like(reference)
+    reference.backward(g)
+    x = x64.detach().float()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out = ExcludePadAvgPool2d(3, stride, 1)(x)
+    out.backward(g.float())
+    torch.testing.assert_close(out.double(), reference.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-5, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # runs in its input's dtype, as ATen's
+        assert ExcludePadAvgPool2d(3, stride, 1)(x).dtype == torch.float32
+    assert ExcludePadAvgPool2d(3, stride, 1).state_dict() == {}

@@ -93,7 +93,7 @@ def _train(config: dict[str, Any], clock: DeviceClock) -> None:
     resources = config.get("resources") or {"cpu": 1, "gpu": 0}
     use_gpu = float(resources.get("gpu", 0) or 0) > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
-    numerics = resolve_numerics(config.get("numerics"), use_gpu)
+    numerics = resolve_numerics(config.get("numerics"), use_gpu, config.get("space", "nb201"))
     apply_numerics(resources, use_gpu, numerics["cudnn_benchmark"])
     space = _space(config.get("space", "nb201"))
     genotype = trial_genotype(config)

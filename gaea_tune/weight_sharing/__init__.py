@@ -16,6 +16,7 @@ from gaea_tune.weight_sharing._options import (
     METHODS,
     Method,
     SearchOptions,
+    default_numerics,
     get_method,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "Method",
     "SearchOptions",
     "SupernetSearch",
+    "default_numerics",
     "get_method",
     "gumbel_softmax_hard",
     "gumbel_tau",

@@ -22,6 +22,25 @@ ERM_DATA = ("train+valid", "train")
 DEFAULT_PARTIAL_K = {"darts": 4, "nb201": 2}
 
 
+NUMERICS = ("amp", "channels_last", "cudnn_benchmark")
+
+
+def default_numerics(device_type: str, space: Any) -> dict[str, bool]:
+    """What ``None`` (auto) means for each comparison-level numerics setting (:data:`NUMERICS`)
+    on a ``device_type`` ("cuda", "cpu", ...) and search ``space`` (a name or a space object):
+    bfloat16 autocast and cuDNN autotuning with CUDA only; channels_last (NHWC) with CUDA, and
+    on other devices where the space trains faster in it (its ``channels_last_on_cpu``,
+    measured with ``scripts/bench_supernet.py``; NCHW for a space that does not say). Both
+    families of a comparison read this one rule. Raises ValueError for an unknown space name."""
+    if isinstance(space, str):
+        from search_spaces import get_space
+
+        space = get_space(space)
+    cuda = device_type == "cuda"
+    nhwc = cuda or bool(getattr(space, "channels_last_on_cpu", False))
+    return {"amp": cuda, "channels_last": nhwc, "cudnn_benchmark": cuda}
+
+
 @dataclass(frozen=True)
 class Method:
     """How a method turns its architecture parameters into supernet mixing weights, and the
@@ -219,9 +238,9 @@ class SearchOptions:
       ``"current"``.
     - ``exclude_none``: ``None`` -> True on NB201 (as GAEA), False on DARTS (whose parse
       ignores ``none``). ``partial_k``: ``None`` -> :data:`DEFAULT_PARTIAL_K`; it must divide
-      ``C``. ``amp``: ``None`` -> bfloat16 autocast on CUDA, off on CPU. ``channels_last``:
-      ``None`` -> NHWC activations on CUDA only; on CPU, NHWC sends small strided 1x1
-      convolutions to oneDNN kernels whose weight gradient writes out of bounds.
+      ``C``. ``amp`` and ``channels_last``: ``None`` -> :func:`default_numerics` of the device
+      and space (bfloat16 autocast on CUDA only; NHWC on CUDA, and on the CPU where the
+      space trains faster in it).
 
     Raises :class:`gaea_tune._constraints.OptionError` (a ``ValueError``) naming the option,
     the bad value and what is allowed.

@@ -40,6 +40,7 @@ from gaea_tune.weight_sharing._options import (
     GENOTYPE_FROM,
     SearchOptions,
     check_warmup,
+    default_numerics,
 )
 
 
@@ -130,13 +131,14 @@ class SupernetSearch:
         if self.method.partial:
             self.partial_k = int(self.settings["partial_k"])
         cuda = self.device.type == "cuda"
-        self.amp = cuda if options.amp is None else options.amp
+        auto = default_numerics(self.device.type, self.space)
+        self.amp = auto["amp"] if options.amp is None else options.amp
         self.amp_dtype = torch.bfloat16
         if cuda and self.amp and not torch.cuda.is_bf16_supported():
             self.amp_dtype = torch.float16
-        # NHWC by default on CUDA only: on CPU, oneDNN's weight gradient of a strided 1x1 conv
-        # on NHWC input with few channels writes out of bounds (see SearchOptions).
-        self.channels_last = cuda if options.channels_last is None else options.channels_last
+        self.channels_last = (
+            auto["channels_last"] if options.channels_last is None else options.channels_last
+        )
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=cuda and self.amp and self.amp_dtype == torch.float16
         )

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from search_spaces._mixed import StrideSafeConv2d
+from search_spaces._mixed import ExcludePadAvgPool2d, StrideSafeConv2d
 
 # Candidate ops in DARTS's column order.
 PRIMITIVES: tuple[str, ...] = (
@@ -147,9 +147,7 @@ OpBuilder = Callable[[int, int, bool], nn.Module]
 OPS: dict[str, OpBuilder] = {
     "none": lambda C, stride, affine: Zero(stride),
     "max_pool_3x3": lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
-    "avg_pool_3x3": lambda C, stride, affine: nn.AvgPool2d(
-        3, stride=stride, padding=1, count_include_pad=False
-    ),
+    "avg_pool_3x3": lambda C, stride, affine: ExcludePadAvgPool2d(3, stride=stride, padding=1),
     "skip_connect": lambda C, stride, affine: (
         Identity() if stride == 1 else FactorizedReduce(C, C, affine)
     ),

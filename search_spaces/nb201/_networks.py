@@ -48,13 +48,19 @@ def _run_tail(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 
 class _SharedReLU:
-    """``relu(node)`` per node of one cell's forward, computed on first use."""
+    """Per node of one cell's forward, what ops reading that node compute alike, computed on
+    first use: ``relu(node)`` (the first layer of each ReLU-Conv-BN op) and the average pool
+    of the node (the parameter-free ``avg_pool_3x3``, identical on every edge leaving the
+    node). Values and gradients are those of running each op whole (up to float summation
+    order): the ReLU's and the pool's backward are linear in the incoming gradient, so one
+    backward of the summed gradients equals the sum of one per op."""
 
-    __slots__ = ("nodes", "cache")
+    __slots__ = ("nodes", "cache", "pools")
 
     def __init__(self, nodes: list[torch.Tensor]) -> None:
         self.nodes = nodes
         self.cache: dict[int, torch.Tensor] = {}
+        self.pools: dict[tuple[int, str], torch.Tensor] = {}
 
     def __call__(self, source: int) -> torch.Tensor:
         out = self.cache.get(source)
@@ -63,7 +69,14 @@ class _SharedReLU:
         return out
 
     def apply(self, op: nn.Module, source: int) -> torch.Tensor:
-        """``op(nodes[source])``, sharing the ReLU of a ReLU-Conv-BN op."""
+        """``op(nodes[source])``, sharing the ReLU of a ReLU-Conv-BN op and the pool of a
+        pooling op."""
+        if isinstance(op, nn.AvgPool2d):
+            key = (source, op.extra_repr())
+            out = self.pools.get(key)
+            if out is None:
+                out = self.pools[key] = op(self.nodes[source])
+            return out
         tail = _relu_tail(op)
         if tail is None:
             return op(self.nodes[source])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_spaces._mixed import StrideSafeConv2d
+from search_spaces._mixed import ExcludePadAvgPool2d, StrideSafeConv2d
 from search_spaces.nb201._genotype import OPS
 
 
@@ -59,7 +59,7 @@ def make_op(name: str, C: int, affine: bool, track_running_stats: bool = True) -
     if name == "nor_conv_3x3":
         return ReLUConvBN(C, C, 3, affine=affine, track_running_stats=track_running_stats)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return ExcludePadAvgPool2d(3, stride=1, padding=1)
     raise ValueError(f"unknown NB201 op {name!r}; allowed: {', '.join(OPS)}")
 
 
