@@ -284,11 +284,14 @@ def calibration_settings(
 ) -> dict[str, Any]:
     """What each calibration cell trains with: the method's training settings as
     ``gaea-tune validate --show`` resolves them, C/N/op set from ``space``, and the data a
-    comparison's seed ``seed`` gets (the dataset's seed offset by ``seed``)."""
+    comparison's seed ``seed`` gets (the dataset's seed offset by ``seed``), and the
+    comparison-level numerics its trials train in (precision, memory format)."""
     from gaea_tune.resolve import resolved_settings
 
-    training = dict(resolved_settings(config)["methods"][method.label]["training"])
+    resolved = resolved_settings(config)
+    training = dict(resolved["methods"][method.label]["training"])
     training.pop("optimizer", None)
+    numerics = resolved["comparison"]["numerics"]  # the trials' precision and memory format
     dataset = {k: v for k, v in config.dataset.items() if v is not None}
     dataset["seed"] = int(dataset.get("seed", 0)) + int(seed)
     use_gpu = config.resources["gpu"] > 0
@@ -301,6 +304,8 @@ def calibration_settings(
         "C": int(config.space["C"]),
         "N": int(config.space["N"]),
         "exclude_none": bool(config.space.get("exclude_none", False)),
+        "amp": bool(numerics["amp"]),
+        "channels_last": bool(numerics["channels_last"]),
         "dataset": dataset,
         "device": "cuda" if use_gpu else "cpu",
         "threads": max(1, int(config.resources["cpu"])),
@@ -370,6 +375,8 @@ def _train_cell(genotype: Any, splits: Any, settings: dict[str, Any], seed: int)
         seed=seed,
         device="cuda" if use_gpu else "cpu",
         label=str(genotype),
+        amp=bool(settings.get("amp", False)),
+        channels_last=bool(settings.get("channels_last", False)),
     )
     curve: list[float] = []
     metrics: dict[str, Any] = {}

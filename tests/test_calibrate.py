@@ -14,6 +14,7 @@ import pytest
 
 from gaea_tune.calibrate import (
     calibrate,
+    calibration_key,
     calibration_method,
     calibration_settings,
     proxy_statistics,
@@ -114,6 +115,12 @@ def test_settings_are_the_standalone_trial_settings():
     assert settings["dataset"]["resolution"] == 16 and settings["dataset"]["seed"] == 2
     rea = calibration_settings(config, calibration_method(config, "rea"), seed=0)
     assert rea["weight_decay"] == 5e-4
+    # the trials' comparison-level numerics: NB201 on the CPU trains in channels_last
+    assert (settings["amp"], settings["channels_last"]) == (False, True)
+    nchw = load_config(QUICKSTART, overrides={"numerics.channels_last": False})
+    nchw_settings = calibration_settings(nchw, calibration_method(nchw), seed=2)
+    assert nchw_settings["channels_last"] is False
+    assert calibration_key(nchw_settings) != calibration_key(settings)  # another proxy
     cells = sample_cells(50, seed=0, exclude_none=True)
     assert len({c.index for c in cells}) == 50
     assert all("none" not in str(c) for c in cells)
@@ -258,3 +265,27 @@ def test_compare_calibrate_refusals_are_one_line_before_anything(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith(f"gaea-tune: error: {message}"), err
     assert not list(tmp_path.iterdir())
+
+
+def test_cells_train_in_the_trials_numerics(monkeypatch):
+    """Each calibration cell is built with the comparison's precision and memory format."""
+    from gaea_tune import calibrate as calibrate_module
+    from gaea_tune.baselines import _train
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(network, splits, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(_train, "StandaloneTraining", spy)
+    config = load_config(QUICKSTART)
+    settings = calibration_settings(config, calibration_method(config), seed=0)
+    genotype = sample_cells(3, seed=0, exclude_none=True)[0]
+    splits = type("Splits", (), {"num_classes": 10})()
+    with pytest.raises(Stop):
+        calibrate_module._train_cell(genotype, splits, settings, seed=0)
+    assert seen["channels_last"] is True and seen["amp"] is False
