@@ -85,6 +85,8 @@ def resolve_variants(text: str, device: str, space: str = "nb201") -> list[str]:
             raise ValueError(f"unknown variant {name!r}; allowed: {allowed}")
         if name not in out:
             out.append(name)
+    if not out:
+        raise ValueError(f"no variant in {text!r}; allowed: {', '.join([*VARIANTS, 'comparison'])}")
     return out
 
 
@@ -573,6 +575,13 @@ def finish_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         args.warmup = QUICK_WARMUP if args.quick else 2
     if not args.worker and (args.steps < 1 or args.repeats < 1):
         parser.error("--steps and --repeats must be >= 1")
+    if not args.worker and args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error(
+                f"--device {args.device}: torch sees no CUDA device here; use --device cpu"
+            )
 
 
 def selected_settings(

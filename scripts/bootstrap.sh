@@ -6,11 +6,12 @@ PYTHON="${PYTHON:-python3}"
 stamp=".venv/.gaea-tune-stamp"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  # The install fills about 6.6 GB (torch's CUDA build: 1.2 GB, its nvidia-* and triton
-  # wheels: 4.1 GB). Say so in one line before pip fails half-way with "No space left on device".
+  # A new environment fills about 6.6 GB (torch's CUDA build: 1.2 GB, its nvidia-* and triton
+  # wheels: 4.1 GB): say so in one line before pip fails half-way with "No space left on
+  # device". A refresh of an existing one installs only what changed, so it is not checked.
   need_gb=8
-  free_kb="$(df -Pk . | awk 'NR==2 {print $4}')"
-  if [ ! -x .venv/bin/python ] && [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+  free_kb="$(df -Pk . 2>/dev/null | awk 'NR==2 {print $4}' || true)"
+  if [ ! -x .venv/bin/python ] && [ -n "$free_kb" ] && [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
     echo "bootstrap: $(pwd) has $((free_kb / 1024)) MiB free; the virtual environment needs about ${need_gb} GiB; free some and run again" >&2
     exit 1
   fi

@@ -139,13 +139,17 @@ class ExcludePadAvgPool2d(nn.AvgPool2d):
             or self.divisor_override
         ):
             return super().forward(x)
+        k, s, p = (_pair(v) for v in (self.kernel_size, self.stride, self.padding))
+        if any(pad > size // 2 for pad, size in zip(p, k)):
+            return super().forward(x)  # ATen's own error for a padding over half the kernel
         if torch.is_autocast_enabled("cpu"):  # the pool runs in its input's dtype, as ATen's
             with torch.autocast("cpu", enabled=False):
-                return self._depthwise(x)
-        return self._depthwise(x)
+                return self._depthwise(x, k, s, p)
+        return self._depthwise(x, k, s, p)
 
-    def _depthwise(self, x: torch.Tensor) -> torch.Tensor:
-        k, s, p = (_pair(v) for v in (self.kernel_size, self.stride, self.padding))
+    def _depthwise(
+        self, x: torch.Tensor, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int]
+    ) -> torch.Tensor:
         channels = x.shape[1]
         ones, inverse = _pool_constants(channels, *x.shape[-2:], k, s, p, x.dtype)
         return F.conv2d(x, ones, None, s, p, 1, channels) * inverse
@@ -172,7 +176,9 @@ def _pool_constants(
     key = (channels, height, width, k, s, p, dtype)
     found = _POOL_CONSTANTS.get(key)
     if found is None:
-        with torch.no_grad():
+        # plain tensors even when first built under torch.inference_mode, so that a later
+        # training forward can save them for its backward
+        with torch.inference_mode(False), torch.no_grad():
             ones = torch.ones(channels, 1, *k, dtype=dtype)
             counts = F.conv2d(
                 torch.ones(1, 1, height, width, dtype=torch.float64),

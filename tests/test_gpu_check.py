@@ -172,3 +172,24 @@ def test_ratios_pair_the_reference_with_our_variants_of_its_precision():
     assert table["fp32-cl"]["reference_variant"] == "fp32"
     assert table["fp32"]["peak_mb_ratio"] == pytest.approx(0.5)
     assert table["fp32"]["img_s_ratio_min"] == pytest.approx(1.5)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA"
+)
+@pytest.mark.parametrize("script", ["bench_supernet.py", "bench_standalone.py"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "cuda"], "--device cuda: torch sees no CUDA device here"),
+        (["--variants", ","], "no variant in ','"),
+    ],
+)
+def test_bench_refuses_in_one_line(script, args, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr.strip().splitlines()[-1]

@@ -352,3 +352,18 @@ def test_exclude_pad_avg_pool_matches_torchs_pool(stride: int, channels_last: bo
     with torch.autocast("cpu", dtype=torch.bfloat16):  # runs in its input's dtype, as ATen's
         assert ExcludePadAvgPool2d(3, stride, 1)(x).dtype == torch.float32
     assert ExcludePadAvgPool2d(3, stride, 1).state_dict() == {}
+
+
+def test_exclude_pad_avg_pool_after_inference_mode_and_bad_padding() -> None:
+    """Constants first built under inference_mode still serve a training forward; a padding
+    over half the kernel is refused as torch's pool refuses it."""
+    from search_spaces._mixed import ExcludePadAvgPool2d
+
+    pool = ExcludePadAvgPool2d(3, 1, 1)
+    with torch.inference_mode():
+        pool(torch.randn(2, 4, 11, 13))
+    x = torch.randn(2, 4, 11, 13, requires_grad=True)
+    pool(x).sum().backward()
+    assert x.grad is not None
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        ExcludePadAvgPool2d(2, 1, 2)(torch.randn(1, 2, 6, 6))
