@@ -22,16 +22,14 @@ ERM_DATA = ("train+valid", "train")
 DEFAULT_PARTIAL_K = {"darts": 4, "nb201": 2}
 
 
-NUMERICS = ("amp", "channels_last", "cudnn_benchmark")
-
-
 def default_numerics(device_type: str, space: Any) -> dict[str, bool]:
-    """What ``None`` (auto) means for each comparison-level numerics setting (:data:`NUMERICS`)
-    on a ``device_type`` ("cuda", "cpu", ...) and search ``space`` (a name or a space object):
-    bfloat16 autocast and cuDNN autotuning with CUDA only; channels_last (NHWC) with CUDA, and
-    on other devices where the space trains faster in it (its ``channels_last_on_cpu``,
-    measured with ``scripts/bench_supernet.py``; NCHW for a space that does not say). Both
-    families of a comparison read this one rule. Raises ValueError for an unknown space name."""
+    """What ``None`` (auto) means for each comparison-level numerics setting (``amp``,
+    ``channels_last``, ``cudnn_benchmark``) on a ``device_type`` ("cuda", "cpu", ...) and a
+    search ``space`` (a name or a space object): bfloat16 autocast and cuDNN autotuning with
+    CUDA only; channels_last (NHWC) with CUDA, and on other devices where the space trains
+    faster in it (its ``channels_last_on_cpu``, measured with ``scripts/bench_supernet.py``;
+    NCHW for a space that does not say). Both families of a comparison read this one rule.
+    Raises ValueError for an unknown space name."""
     if isinstance(space, str):
         from search_spaces import get_space
 
