@@ -32,18 +32,18 @@ def _fake_df(bin_dir: Path, free_kb: int) -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
+def _bootstrap(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "scripts/bootstrap.sh"], cwd=project, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
 @pytest.mark.integration
 def test_bootstrap_refuses_a_small_disk_before_creating_the_venv(tmp_path):
     project = _project_copy(tmp_path / "p")
     env = _fake_df(tmp_path / "bin", free_kb=3 * 1024 * 1024)
-    done = subprocess.run(
-        ["bash", "scripts/bootstrap.sh"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _bootstrap(project, env)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -62,13 +62,6 @@ def test_bootstrap_with_a_built_venv_checks_no_disk(tmp_path):
     ).stdout.split()[0]
     (project / ".venv" / ".gaea-tune-stamp").write_text(want + "\n")
     env = _fake_df(tmp_path / "bin", free_kb=1024)
-    done = subprocess.run(
-        ["bash", "scripts/bootstrap.sh"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _bootstrap(project, env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
