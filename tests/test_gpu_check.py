@@ -57,11 +57,14 @@ def test_bench_standalone_quick_writes_figures(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["benchmark"] == "standalone" and figures["device"] == "cpu"
     assert figures["arch"].startswith("|") and "minus the RSS before" in figures["memory"]
-    (row,) = figures["results"]
+    # fp32 and the comparison's CPU numerics for NB201: fp32 in channels_last
+    row, nhwc = figures["results"]
     assert (row["setting"], row["variant"], row["C"], row["N"]) == ("quick", "fp32", 8, 1)
     assert row["batch_size"] == 16 and not row["channels_last"] and not row["amp"]
-    assert row["img_s"]["median"] > 0 and len(row["img_s"]["runs"]) == 1
-    assert row["peak_mb"]["median"] >= 0 and row["params"] > 0
+    assert (nhwc["variant"], nhwc["channels_last"], nhwc["amp"]) == ("fp32-cl", True, False)
+    for r in (row, nhwc):
+        assert r["img_s"]["median"] > 0 and len(r["img_s"]["runs"]) == 1
+        assert r["peak_mb"]["median"] >= 0 and r["params"] > 0
     assert "img/s median" in done.stdout and "quick" in done.stdout
 
 
@@ -91,9 +94,11 @@ def test_gpu_check_dry_run(tmp_path):
     assert versions["torch"] and versions["ray"] and versions["gaea_tune"] and versions["python"]
     for bench in ("supernet", "standalone"):
         rows = report[bench]["settings"]
-        assert list(rows) == ["quick/fp32"], rows
-        assert rows["quick/fp32"]["img_s_median"] > 0
-        assert rows["quick/fp32"]["peak_mb_median"] >= 0
+        # fp32, and the comparison's CPU numerics for NB201 (fp32 in channels_last)
+        assert list(rows) == ["quick/fp32", "quick/fp32-cl"], rows
+        for name in rows:
+            assert rows[name]["img_s_median"] > 0
+            assert rows[name]["peak_mb_median"] >= 0
     assert report["standalone_arch"].startswith("|")
     assert report["compare_wall_seconds"] > 0
     compare = report["compare"]
