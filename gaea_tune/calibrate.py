@@ -31,6 +31,7 @@ import numpy as np
 from gaea_tune.config import ConfigError, ExperimentConfig, MethodConfig
 
 CALIBRATION_LEVEL = "calibration"
+DEFAULT_CELLS = 20  # cells per calibration (`calibrate --cells`, `compare --calibrate-cells`)
 # Kendall tau thresholds for the sentence that says how far a proxy's ranking can be trusted.
 TRUST_THRESHOLDS = ((0.5, "usefully"), (0.3, "only weakly"))
 # Below this many cells, Kendall tau's interval spans most of [-1, 1]: no verdict in words.
@@ -375,8 +376,8 @@ def _train_cell(genotype: Any, splits: Any, settings: dict[str, Any], seed: int)
         seed=seed,
         device="cuda" if use_gpu else "cpu",
         label=str(genotype),
-        amp=bool(settings.get("amp", False)),
-        channels_last=bool(settings.get("channels_last", False)),
+        amp=settings["amp"],
+        channels_last=settings["channels_last"],
     )
     curve: list[float] = []
     metrics: dict[str, Any] = {}
@@ -458,7 +459,7 @@ def _train_in_pool(
 
 def calibrate(
     config: ExperimentConfig,
-    cells: int = 20,
+    cells: int = DEFAULT_CELLS,
     seed: int = 0,
     method: str | None = None,
     progress: bool = True,

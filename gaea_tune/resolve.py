@@ -36,9 +36,7 @@ def method_options(config: ExperimentConfig, method: MethodConfig) -> dict[str, 
     return options
 
 
-def resolve_numerics(
-    numerics: dict[str, Any] | None, on_gpu: bool, space: str = "nb201"
-) -> dict[str, bool]:
+def resolve_numerics(numerics: dict[str, Any] | None, on_gpu: bool, space: str) -> dict[str, bool]:
     """``numerics`` with ``None`` (auto) resolved by the one rule both families read
     (:func:`gaea_tune.weight_sharing.default_numerics`): bf16 autocast and cuDNN autotuning
     with CUDA only; channels_last with CUDA, and on the CPU where ``space`` trains faster in

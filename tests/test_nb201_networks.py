@@ -316,14 +316,14 @@ def test_supernet_pools_each_node_once_with_the_values_of_one_pool_per_edge(monk
     shared = run()
     assert len(calls) == 3 * 3  # three cells, three source nodes each
     calls.clear()
-    plain_apply = _networks._SharedReLU.apply
+    plain_apply = _networks._PerNode.apply
 
     def one_pool_per_edge(self, op, source):
         if isinstance(op, torch.nn.AvgPool2d):
             return op(self.nodes[source])
         return plain_apply(self, op, source)
 
-    monkeypatch.setattr(_networks._SharedReLU, "apply", one_pool_per_edge)
+    monkeypatch.setattr(_networks._PerNode, "apply", one_pool_per_edge)
     separate = run()
     assert len(calls) == 3 * 6
     assert len(shared) == len(separate)

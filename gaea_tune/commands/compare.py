@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"gaea-tune: error: --calibrate-cells {args.calibrate_cells}: only with "
               "--calibrate", file=sys.stderr)  # fmt: skip
         return 2
-    cells = 20 if args.calibrate_cells is None else args.calibrate_cells
+    from gaea_tune.calibrate import DEFAULT_CELLS
+
+    cells = DEFAULT_CELLS if args.calibrate_cells is None else args.calibrate_cells
     if args.calibrate is not None:
         try:
             plan = calibration_plan(config, args.calibrate, cells)

@@ -47,7 +47,7 @@ def _run_tail(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class _SharedReLU:
+class _PerNode:
     """Per node of one cell's forward, what ops reading that node compute alike, computed on
     first use: ``relu(node)`` (the first layer of each ReLU-Conv-BN op) and the average pool
     of the node (the parameter-free ``avg_pool_3x3``, identical on every edge leaving the
@@ -55,17 +55,17 @@ class _SharedReLU:
     order): the ReLU's and the pool's backward are linear in the incoming gradient, so one
     backward of the summed gradients equals the sum of one per op."""
 
-    __slots__ = ("nodes", "cache", "pools")
+    __slots__ = ("nodes", "relus", "pools")
 
     def __init__(self, nodes: list[torch.Tensor]) -> None:
         self.nodes = nodes
-        self.cache: dict[int, torch.Tensor] = {}
+        self.relus: dict[int, torch.Tensor] = {}
         self.pools: dict[tuple[int, str], torch.Tensor] = {}
 
     def __call__(self, source: int) -> torch.Tensor:
-        out = self.cache.get(source)
+        out = self.relus.get(source)
         if out is None:
-            out = self.cache[source] = F.relu(self.nodes[source])
+            out = self.relus[source] = F.relu(self.nodes[source])
         return out
 
     def apply(self, op: nn.Module, source: int) -> torch.Tensor:
@@ -146,12 +146,12 @@ class _InferCell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
-        relu = _SharedReLU(nodes)
+        shared = _PerNode(nodes)
         for kept in self._inputs:
             if kept:
-                total = relu.apply(self.edges[kept[0][0]], kept[0][1])
+                total = shared.apply(self.edges[kept[0][0]], kept[0][1])
                 for k, source in kept[1:]:
-                    total = total + relu.apply(self.edges[k], source)
+                    total = total + shared.apply(self.edges[k], source)
             else:
                 total = torch.zeros_like(x)
             nodes.append(total)
@@ -211,7 +211,7 @@ class _SearchCell(nn.Module):
         offsets: tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         nodes = [x]
-        relu = _SharedReLU(nodes)
+        shared = _PerNode(nodes)
         for node_inputs in _NODE_INPUTS:
             total: torch.Tensor | None = None
             for e, source in node_inputs:
@@ -219,7 +219,7 @@ class _SearchCell(nn.Module):
                 if chosen is None and mode == "weighted":
                     # MixedOp's weighted sum, the ReLUs of the ReLU-Conv-BN ops shared per node
                     row = rows[e]  # type: ignore[index]
-                    out = _weighted_sum(source, row, edge.candidates, relu.apply)
+                    out = _weighted_sum(source, row, edge.candidates, shared.apply)
                 elif chosen is None:
                     out = edge(nodes[source], rows[e], mode)  # type: ignore[index]
                 else:  # hard / single: the op index was computed once for all cells
