@@ -17,7 +17,7 @@ Modes, one per search method family:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -33,23 +33,55 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(batch, channels, height, width)
 
 
+def sum_terms(terms: Iterable[tuple[torch.Tensor, bool]]) -> torch.Tensor:
+    """``((t0 + t1) + t2) + ...`` of ``(tensor, owned)`` terms, each addition made into a
+    tensor of the sum's own where there is one instead of into a new tensor.
+
+    A term is *owned* when it is a fresh tensor that nothing else reads and whose value no
+    backward needs: the output of a batch norm (its backward keeps the input, not the output)
+    or of a product (its backward keeps the factors). A node itself (``skip_connect``) or an
+    output shared between edges is not. The result of the first addition is owned too.
+
+    The value is bit for bit that of the out-of-place sum: the pairing is kept, and each pair
+    is added as ``a + b`` or ``b + a``, equal in floating point; a pair of different dtypes
+    is added out of place, with the usual type promotion. Raises ``ValueError`` without terms.
+
+    Why: at the 32x32 stage of the NB201 networks on CPU, where the activations outgrow the
+    caches, an out-of-place add of a [64, 16, 32, 32] tensor took 0.98 ms against 0.22 ms in
+    place (``torch.profiler``, standalone training step, 2 threads): the new tensor's memory
+    is written cold. Measured in one process, A/B: the standalone step 2% faster.
+    """
+    it = iter(terms)
+    first = next(it, None)
+    if first is None:
+        raise ValueError("a sum needs at least one term")
+    total, owned = first
+    for term, term_owned in it:
+        if owned and total.dtype == term.dtype:
+            total = total.add_(term)
+        elif term_owned and term.dtype == total.dtype:
+            total = term.add_(total)
+        else:
+            total = total + term
+        owned = True
+    return total
+
+
 def _weighted_sum(
     x: Any,
     weights: torch.Tensor,
     ops: nn.ModuleList,
     run: Callable[[nn.Module, Any], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``sum(w * op(x))`` in op order, without the ``0 + ...`` that Python's ``sum`` starts with
-    (one full-size add and buffer fewer per edge; the same values). ``run(op, x)``, if given,
-    stands for ``op(x)`` (the NB201 search cell passes a node index and shares the ReLU of its
-    ReLU-Conv-BN ops per node). Raises ``ValueError`` without ops."""
-    total: torch.Tensor | None = None
-    for w, op in zip(weights, ops):
-        term = w * (op(x) if run is None else run(op, x))
-        total = term if total is None else total + term
-    if total is None:
+    """``sum(w * op(x))`` in op order, without the ``0 + ...`` that Python's ``sum`` starts with,
+    added in place into the first product (:func:`sum_terms`; the same values). ``run(op, x)``,
+    if given, stands for ``op(x)`` (the NB201 search cell passes a node index and shares the
+    ReLU of its ReLU-Conv-BN ops per node). Raises ``ValueError`` without ops."""
+    if not len(ops):
         raise ValueError("a mixed op needs at least one candidate op")
-    return total
+    return sum_terms(
+        (w * (op(x) if run is None else run(op, x)), True) for w, op in zip(weights, ops)
+    )
 
 
 class MixedOp(nn.Module):

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from search_spaces._mixed import MODES, MixedOp
+from search_spaces._mixed import MODES, MixedOp, sum_terms
 from search_spaces.darts._genotype import CELL_TYPES
 from search_spaces.darts._ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, build_search_op
 
@@ -55,16 +55,21 @@ class SearchCell(nn.Module):
         edge_weights: torch.Tensor | None,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        edge = 0
+        # a weighted or hard MixedOp's output is a product, owned in the sense of sum_terms;
+        # a single-path one may be the state itself (skip_connect)
+        owned = mode in ("weighted", "hard") or edge_weights is not None
+
+        def edge_output(edge: int, h: torch.Tensor) -> tuple[torch.Tensor, bool]:
+            out = self.edges[edge](h, weights[edge], mode)
+            if edge_weights is not None:
+                out = edge_weights[edge] * out
+            return out, owned
+
+        first_edge = 0
         for _ in range(self.steps):
-            total = 0
-            for h in states:
-                out = self.edges[edge](h, weights[edge], mode)
-                if edge_weights is not None:
-                    out = edge_weights[edge] * out
-                total = total + out
-                edge += 1
-            states.append(total)
+            inputs = list(enumerate(states, start=first_edge))
+            states.append(sum_terms(edge_output(edge, h) for edge, h in inputs))
+            first_edge += len(inputs)
         return torch.cat(states[-self.multiplier :], dim=1)
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from search_spaces._mixed import MODES, MixedOp, _weighted_sum
+from search_spaces._mixed import MODES, MixedOp, _weighted_sum, sum_terms
 from search_spaces.nb201._genotype import EDGES, NUM_EDGES, NUM_NODES, OPS, NB201Genotype
 from search_spaces.nb201._ops import ResNetBasicBlock, make_op
 
@@ -71,16 +71,22 @@ class _PerNode:
     def apply(self, op: nn.Module, source: int) -> torch.Tensor:
         """``op(nodes[source])``, sharing the ReLU of a ReLU-Conv-BN op and the pool of a
         pooling op."""
+        return self.apply_owned(op, source)[0]
+
+    def apply_owned(self, op: nn.Module, source: int) -> tuple[torch.Tensor, bool]:
+        """:meth:`apply`, and whether the result is owned in the sense of
+        :func:`~search_spaces._mixed.sum_terms` (a ReLU-Conv-BN op's output is; a node itself
+        (``skip_connect``) or a shared pool is not)."""
         if isinstance(op, nn.AvgPool2d):
             key = (source, op.extra_repr())
             out = self.pools.get(key)
             if out is None:
                 out = self.pools[key] = op(self.nodes[source])
-            return out
+            return out, False
         tail = _relu_tail(op)
         if tail is None:
-            return op(self.nodes[source])
-        return _run_tail(tail, self(source))
+            return op(self.nodes[source]), False
+        return _run_tail(tail, self(source)), True
 
 
 def _check_sizes(C: int, N: int, num_classes: int) -> None:
@@ -149,9 +155,7 @@ class _InferCell(nn.Module):
         shared = _PerNode(nodes)
         for kept in self._inputs:
             if kept:
-                total = shared.apply(self.edges[kept[0][0]], kept[0][1])
-                for k, source in kept[1:]:
-                    total = total + shared.apply(self.edges[k], source)
+                total = sum_terms(shared.apply_owned(self.edges[k], s) for k, s in kept)
             else:
                 total = torch.zeros_like(x)
             nodes.append(total)
@@ -212,26 +216,31 @@ class _SearchCell(nn.Module):
     ) -> torch.Tensor:
         nodes = [x]
         shared = _PerNode(nodes)
+
+        def edge_output(e: int, source: int) -> tuple[torch.Tensor, bool]:
+            """The edge's output, and whether it is owned (see ``sum_terms``)."""
+            edge: MixedOp = self.edges[e]  # type: ignore[assignment]
+            owned = True
+            if chosen is None and mode == "weighted":
+                # MixedOp's weighted sum, the ReLUs of the ReLU-Conv-BN ops shared per node
+                row = rows[e]  # type: ignore[index]
+                out = _weighted_sum(source, row, edge.candidates, shared.apply)
+            elif chosen is None:
+                out = edge(nodes[source], rows[e], mode)  # type: ignore[index]
+                owned = False
+            else:  # hard / single: the op index was computed once for all cells
+                out = edge.candidates[chosen[e]](nodes[source])
+                owned = scales is not None or offsets is not None
+                if scales is not None:
+                    out = out * scales[e]
+                if offsets is not None:
+                    out = out + offsets[e]
+            if edge_rows is not None:
+                out, owned = out * edge_rows[e], True
+            return out, owned
+
         for node_inputs in _NODE_INPUTS:
-            total: torch.Tensor | None = None
-            for e, source in node_inputs:
-                edge: MixedOp = self.edges[e]  # type: ignore[assignment]
-                if chosen is None and mode == "weighted":
-                    # MixedOp's weighted sum, the ReLUs of the ReLU-Conv-BN ops shared per node
-                    row = rows[e]  # type: ignore[index]
-                    out = _weighted_sum(source, row, edge.candidates, shared.apply)
-                elif chosen is None:
-                    out = edge(nodes[source], rows[e], mode)  # type: ignore[index]
-                else:  # hard / single: the op index was computed once for all cells
-                    out = edge.candidates[chosen[e]](nodes[source])
-                    if scales is not None:
-                        out = out * scales[e]
-                    if offsets is not None:
-                        out = out + offsets[e]
-                if edge_rows is not None:
-                    out = out * edge_rows[e]
-                total = out if total is None else total + out
-            nodes.append(total)  # type: ignore[arg-type]
+            nodes.append(sum_terms(edge_output(e, source) for e, source in node_inputs))
         return nodes[-1]
 
 

@@ -84,4 +84,10 @@ class ResNetBasicBlock(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+        # conv_b's output (a batch norm's, which its backward does not keep) takes the sum in
+        # place: shortcut + residual, bit for bit, without a new tensor
+        residual = self.conv_b(self.conv_a(x))
+        shortcut = self.shortcut(x)
+        if residual.dtype == shortcut.dtype:
+            return residual.add_(shortcut)
+        return shortcut + residual
