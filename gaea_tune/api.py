@@ -103,23 +103,20 @@ def compare(
         )
     with _process_state_kept():
         import pandas as pd
-        import ray
 
         from gaea_tune.report import _rows, write_report
         from gaea_tune.tracking import Tracker
         from gaea_tune.tune import compare as run_compare
 
-        started_ray = not ray.is_initialized()
-        try:
-            result = run_compare(
-                config, resume=resume, address=address, progress=progress or (lambda text: None)
-            )
-            tracker = Tracker(result["tracking_uri"], config.name)
-            report_dir = Path(result["workdir"]) / "report"
-            summary = write_report(tracker, report_dir, result["parent_run_id"])
-        finally:
-            if started_ray and ray.is_initialized():
-                ray.shutdown()
+        result = run_compare(
+            config,
+            resume=resume,
+            address=address,
+            progress=progress or (lambda text: None),
+            shutdown_ray=True,  # a Ray this call started; the report reads MLflow only
+        )
+        tracker = Tracker(result["tracking_uri"], config.name)
+        summary = write_report(tracker, Path(result["workdir"]) / "report", result["parent_run_id"])
     files = dict(summary.get("files", {}))
     return ComparisonResult(
         summary=summary,

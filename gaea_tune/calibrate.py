@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from gaea_tune.config import ConfigError, ExperimentConfig, MethodConfig
+from gaea_tune.config import CALIBRATION_CELLS, ConfigError, ExperimentConfig, MethodConfig
 
 CALIBRATION_LEVEL = "calibration"
-DEFAULT_CELLS = 20  # cells per calibration (`calibrate --cells`, `compare --calibrate-cells`)
 # Kendall tau thresholds for the sentence that says how far a proxy's ranking can be trusted.
 TRUST_THRESHOLDS = ((0.5, "usefully"), (0.3, "only weakly"))
 # Below this many cells, Kendall tau's interval spans most of [-1, 1]: no verdict in words.
@@ -459,7 +458,7 @@ def _train_in_pool(
 
 def calibrate(
     config: ExperimentConfig,
-    cells: int = DEFAULT_CELLS,
+    cells: int = CALIBRATION_CELLS,
     seed: int = 0,
     method: str | None = None,
     progress: bool = True,

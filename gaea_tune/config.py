@@ -41,6 +41,8 @@ from search_spaces import SPACE_NAMES
 SPACES = SPACE_NAMES  # the catalogue in search_spaces (read without importing torch)
 
 MODES = ("live", "tabular")
+# cells per proxy-fidelity calibration (`calibrate --cells`, `compare --calibrate-cells`)
+CALIBRATION_CELLS = 20
 TABULAR_DATASETS = _TABULAR_DATASETS  # gaea_tune.datasets: entries with ``tabular=True``
 METHODS = WEIGHT_SHARING_METHODS + STANDALONE_METHODS
 

@@ -379,6 +379,14 @@ class Tracker:
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)
 
+    def run_or_none(self, run_id: str) -> Any | None:
+        """The run ``run_id``, or ``None`` when the store has no run of that id (or the id is
+        malformed)."""
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException:
+            return None
+
     def child_runs(self, parent_run_id: str) -> list[Any]:
         return self.client.search_runs(
             [self.experiment_id],

@@ -91,6 +91,7 @@ config = g.load_config({str(ROOT / "tune_configs" / "nb201_tabular_compare.yaml"
 before = state()
 result = g.compare(config, progress=None)
 assert "ray" in sys.modules and len(result.results) == 4
+assert not sys.modules["ray"].is_initialized(), "the Ray that compare started is still up"
 after = state()
 for what, b, a in zip(("environment", "loggers"), before, after):
     if b != a:

@@ -187,3 +187,22 @@ def test_doctor_and_compare_refuse_a_closed_port_before_anything(tmp_path, capsy
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and all("127.0.0.1:1: nothing answers" in e for e in errors), errors
     assert not out.exists()
+
+
+def test_doctor_says_in_one_line_when_ray_refuses_the_connection(monkeypatch, capsys):
+    """A head that answers but refuses the driver (a wrong token, another Ray version): the
+    first line of Ray's error, once, and nothing probed."""
+    import ray
+
+    def refuse(**kwargs):
+        raise ConnectionError("Authentication failed: the token does not match\n  details...")
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(_doctor, "check_head_reachable", lambda address: None)
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(_doctor, "check_cluster", lambda *a, **k: pytest.fail("probed"))
+    assert main(["doctor", "--address", "10.0.0.9:6379"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "gaea-tune: error: --address 10.0.0.9:6379: cannot connect: "
+        "Authentication failed: the token does not match"
+    )

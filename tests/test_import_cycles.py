@@ -138,3 +138,28 @@ def test_no_module_imports_one_that_imports_it_back():
 def test_no_circle_closes_through_a_lazy_import_either():
     cycles = find_cycles(import_graph(lazy=True))
     assert not cycles, "import circles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of every absolute import in the file, lazy ones included."""
+    names: set[str] = set()
+    for node in _top_level_imports(ast.parse(path.read_text(), str(path)), lazy=True):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def importers_of(library: str) -> set[str]:
+    return {name for name, path in _modules().items() if library in _third_party_imports(path)}
+
+
+def test_the_import_boundaries_of_the_design():
+    """DESIGN.md's one-way flow: one module imports mlflow, one package imports ray, and the
+    search spaces import neither (nor gaea_tune), lazily or not."""
+    assert importers_of("mlflow") == {"gaea_tune.tracking"}
+    ray_users = importers_of("ray")
+    assert ray_users and all(m.startswith("gaea_tune.tune") for m in ray_users), ray_users
+    for banned in ("ray", "mlflow", "gaea_tune"):
+        assert not {m for m in importers_of(banned) if m.startswith("search_spaces")}, banned

@@ -367,3 +367,17 @@ def test_exclude_pad_avg_pool_after_inference_mode_and_bad_padding() -> None:
     assert x.grad is not None
     with pytest.raises(RuntimeError, match="pad should be at most half"):
         ExcludePadAvgPool2d(2, 1, 2)(torch.randn(1, 2, 6, 6))
+
+
+def test_a_pool_is_shared_only_with_pools_of_the_same_settings():
+    from search_spaces._mixed import ExcludePadAvgPool2d
+    from search_spaces.nb201._networks import _PerNode
+
+    x = torch.randn(2, 3, 6, 6)
+    shared = _PerNode([x])
+    first = shared.apply(ExcludePadAvgPool2d(3, 1, 1), 0)
+    assert shared.apply(ExcludePadAvgPool2d(3, 1, 1), 0) is first
+    counting_pad = shared.apply(torch.nn.AvgPool2d(3, 1, 1, count_include_pad=True), 0)
+    torch.testing.assert_close(counting_pad, torch.nn.AvgPool2d(3, 1, 1)(x))
+    assert not torch.allclose(counting_pad, first)  # the border windows differ
+    assert shared.apply(ExcludePadAvgPool2d(3, 2, 1), 0).shape[-1] == 3

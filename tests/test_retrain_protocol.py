@@ -73,6 +73,47 @@ def test_the_retrain_ignores_the_finding_methods_training_options():
     protocol = jobs[0]["protocol"]
     assert protocol["lr"] == 0.025 and protocol["batch_size"] == 96 and protocol["epochs"] == 2
     assert "lr" not in jobs[0] and "batch_size" not in jobs[0]
+    assert jobs[0]["numerics"] == config.numerics  # the comparison's, as every trainable's
+
+
+@pytest.mark.parametrize(
+    ("space", "numerics", "expected"),
+    [
+        ("nb201", None, (False, True)),  # the auto rule on CPU: NB201 in channels_last
+        ("darts", {"amp": None, "channels_last": None}, (False, False)),  # DARTS: NCHW on CPU
+        ("darts", {"channels_last": True}, (False, True)),
+        ("nb201", {"amp": True, "channels_last": False}, (True, False)),
+    ],
+)
+def test_the_retrain_trains_in_the_comparisons_numerics(monkeypatch, space, numerics, expected):
+    from gaea_tune.baselines import _train
+    from gaea_tune.tune._retrain import retrain
+
+    seen = []
+
+    class Recording(_train.StandaloneTraining):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append((self.amp, self.channels_last))
+
+    monkeypatch.setattr(_train, "StandaloneTraining", Recording)
+    genotype = (
+        DARTS_V2
+        if space == "darts"
+        else "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|avg_pool_3x3~2|"
+    )
+    protocol = {**resolve_retrain({"epochs": 1}, space).to_dict(), "C": 4, "N": 1, "batch_size": 32}
+    job = {
+        "space": space, "C": 4, "N": 1, "seed": 0, "genotype": genotype,
+        "resources": {"gpu": 0, "cpu": 1}, "protocol": protocol,
+        "dataset": {"name": "cifar10-subset", "resolution": 16, "max_train": 32,
+                    "max_valid": 16, "max_test": 16},
+    }  # fmt: skip
+    if numerics is not None:
+        job["numerics"] = numerics
+    out = retrain(job)
+    assert seen == [expected]
+    assert 0.0 <= out["retrain_test_acc"] <= 100.0
 
 
 def test_a_darts_paper_style_retrain_runs_with_aux_head_drop_path_and_cutout():

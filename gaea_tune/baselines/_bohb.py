@@ -157,7 +157,6 @@ class BOHBSearcher(Searcher):
         # result among the jobs at the largest budget told so far.
         self._top: tuple[float, float, Any, int | None] | None = None
         self._decode = ParamDecoder(space)
-        self._in_session = False
 
     # ------------------------------------------------------------------ global RNG
     def _library_state(self) -> contextlib.AbstractContextManager[None]:

@@ -71,7 +71,6 @@ class TPESearcher(Searcher):
         }
         self._trials: dict[int, int] = {}  # proposal id -> optuna trial number
         self._decode = ParamDecoder(space)
-        self._in_session = False
 
     def _library_state(self) -> contextlib.AbstractContextManager[None]:
         """Optuna quiet (setting its log level clears every logger's cache): around each ask and

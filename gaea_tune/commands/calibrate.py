@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from gaea_tune.commands._common import add_config_arguments, load_or_exit
+from gaea_tune.config import CALIBRATION_CELLS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +16,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "standalone settings and rank-correlate them with the NB201 ground truth",
     )
     add_config_arguments(parser)
-    parser.add_argument("--cells", type=int, default=None, metavar="K", help="cells (default 20)")
+    parser.add_argument(
+        "--cells",
+        type=int,
+        default=CALIBRATION_CELLS,
+        metavar="K",
+        help="cells (default %(default)s)",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, metavar="S", help="draws the cells; seeds training (0)"
     )
@@ -36,14 +43,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
     if config is None:
         return 2
-    from gaea_tune.calibrate import DEFAULT_CELLS, calibrate, summary_lines
+    from gaea_tune.calibrate import calibrate, summary_lines
     from gaea_tune.config import ConfigError
     from gaea_tune.tracking import TrackingError
 
-    cells = DEFAULT_CELLS if args.cells is None else args.cells
     try:
         report = calibrate(
-            config, cells=cells, seed=args.seed, method=args.method, workers=args.workers
+            config, cells=args.cells, seed=args.seed, method=args.method, workers=args.workers
         )
     except (ConfigError, TrackingError) as error:
         print(f"gaea-tune: error: {error}", file=sys.stderr)

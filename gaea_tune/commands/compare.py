@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gaea_tune.commands._common import add_config_arguments, load_or_exit
-from gaea_tune.config import ConfigError, ExperimentConfig
+from gaea_tune.config import CALIBRATION_CELLS, ConfigError, ExperimentConfig
 from gaea_tune.tracking import TrackingError
 
 
@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--calibrate-cells", type=int, default=None, metavar="K",
-        help="cells per calibration (default 20; only with --calibrate)",
+        help=f"cells per calibration (default {CALIBRATION_CELLS}; only with --calibrate)",
     )  # fmt: skip
 
 
@@ -102,9 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"gaea-tune: error: --calibrate-cells {args.calibrate_cells}: only with "
               "--calibrate", file=sys.stderr)  # fmt: skip
         return 2
-    from gaea_tune.calibrate import DEFAULT_CELLS
-
-    cells = DEFAULT_CELLS if args.calibrate_cells is None else args.calibrate_cells
+    cells = CALIBRATION_CELLS if args.calibrate_cells is None else args.calibrate_cells
     if args.calibrate is not None:
         try:
             plan = calibration_plan(config, args.calibrate, cells)

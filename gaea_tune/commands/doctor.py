@@ -46,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not address:
         return _error("--address: which Ray cluster? give HOST:PORT of its head")
 
-    import ray
-
-    from gaea_tune.tune._doctor import ClusterCheckError, check_cluster, check_head_reachable
+    from gaea_tune.tune._doctor import ClusterCheckError, check_head_reachable, connect_and_check
 
     try:
         check_head_reachable(address)
@@ -62,17 +60,9 @@ def run(args: argparse.Namespace) -> int:
         workdir = os.path.abspath(os.path.expanduser(config.output_dir))
         tracking_uri = config.tracking_uri or default_tracking(workdir)[0]
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    except Exception as error:  # unreachable head, refused token, version mismatch
-        lines = [x.strip() for x in str(error).splitlines() if x.strip()]
-        return _error(f"--address {address}: cannot connect: {lines[0] if lines else error}")
-    try:
-        reports = check_cluster(config, tracking_uri, show=print)
+        reports = connect_and_check(address, config, tracking_uri, show=print)
     except ClusterCheckError as error:
         return _error(str(error))
-    finally:
-        ray.shutdown()
     checked = "versions" + (", tracking store, storage folder, trial size" if config else "")
     print(f"cluster ok: {len(reports)} nodes ({checked})")
     return 0

@@ -43,12 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_comparison_run(tracker: object, run_id: str) -> None:
     """``--run-id`` names a comparison run of this experiment; a ValueError (one line) if not."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = tracker.get_run(run_id)  # type: ignore[attr-defined]
-    except MlflowException:
-        run = None
+    run = tracker.run_or_none(run_id)  # type: ignore[attr-defined]
     if (
         run is None
         or run.info.experiment_id != tracker.experiment_id  # type: ignore[attr-defined]

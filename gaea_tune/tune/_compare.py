@@ -80,9 +80,23 @@ def compare(
     resume: bool = False,
     address: str | None = None,
     progress: Any = print,
+    *,
+    shutdown_ray: bool = False,
 ) -> dict[str, Any]:
     """Run the comparison; return ``{"workdir", "tracking_uri", "experiment_id", "parent_run_id",
-    "outcomes"}``."""
+    "outcomes"}``. ``shutdown_ray``: when done (or failed), shut down the Ray this call started
+    or connected to; a Ray that was already initialised is left as it was."""
+    started_ray = not ray.is_initialized()
+    try:
+        return _compare(config, resume, address, progress)
+    finally:
+        if shutdown_ray and started_ray and ray.is_initialized():
+            ray.shutdown()
+
+
+def _compare(
+    config: ExperimentConfig, resume: bool, address: str | None, progress: Any
+) -> dict[str, Any]:
     workdir = Path(config.output_dir).expanduser().resolve()
     address = address or config.ray_address
     try:  # what will run, checked before anything starts or is recorded

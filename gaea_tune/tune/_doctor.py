@@ -299,6 +299,32 @@ def _status(check: dict[str, Any] | None) -> str:
     return ("ok: " if check["ok"] else "FAIL: ") + check["detail"]
 
 
+def connect_and_check(
+    address: str,
+    config: ExperimentConfig | None,
+    tracking_uri: str | None,
+    show: Callable[[str], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Connect to the Ray cluster at ``address``, :func:`check_cluster` it and disconnect.
+    Raises :class:`ClusterCheckError` (one line) when the head does not answer, refuses the
+    connection (a wrong token, a version mismatch) or the check finds a problem."""
+    import ray
+
+    check_head_reachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+    except Exception as error:  # unreachable head, refused token, version mismatch
+        lines = [x.strip() for x in str(error).splitlines() if x.strip()]
+        raise ClusterCheckError(
+            f"--address {address}: cannot connect: {lines[0] if lines else error}"
+        ) from None
+    try:
+        return check_cluster(config, tracking_uri, show=show)
+    finally:
+        ray.shutdown()
+
+
 def check_cluster(
     config: ExperimentConfig | None,
     tracking_uri: str | None,

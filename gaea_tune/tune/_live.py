@@ -251,7 +251,7 @@ def _final_retrain(
     resources = config.resources
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(retrain)
     job = {**_base_trial_config(config, seed), "genotype": genotype,
-           "protocol": dict(config.final_retrain)}  # fmt: skip
+           "protocol": dict(config.final_retrain), "numerics": dict(config.numerics)}  # fmt: skip
     return ray.get(task.remote(job))
 
 

@@ -20,10 +20,13 @@ from gaea_tune.budget import device_count
 
 
 def retrain(job: dict[str, Any]) -> dict[str, Any]:
-    """Train ``job["genotype"]`` with ``job["protocol"]`` (a ``RetrainProtocol.to_dict()``);
-    return its test accuracy (%), the protocol and the cost in device-seconds."""
+    """Train ``job["genotype"]`` with ``job["protocol"]`` (a ``RetrainProtocol.to_dict()``) in
+    the comparison's ``job["numerics"]``; return its test accuracy (%), the protocol and the
+    cost in device-seconds."""
     from gaea_tune.baselines._train import StandaloneTraining
     from gaea_tune.data import TensorPair, dataset_info, load_splits
+    from gaea_tune.resolve import resolve_numerics
+    from gaea_tune.tune._standalone_trainable import apply_numerics
     from search_spaces import get_space
 
     started = time.perf_counter()
@@ -31,6 +34,9 @@ def retrain(job: dict[str, Any]) -> dict[str, Any]:
     resources = job["resources"]
     devices, kind = device_count(resources["gpu"], resources["cpu"])
     device = torch.device("cuda" if resources["gpu"] > 0 and torch.cuda.is_available() else "cpu")
+    # the comparison's numerics, as every trainable of it (None or absent: the auto rule)
+    numerics = resolve_numerics(job.get("numerics"), device.type == "cuda", job["space"])
+    apply_numerics(resources, device.type == "cuda", numerics["cudnn_benchmark"])
     space = get_space(job["space"])
     genotype = space.parse(job["genotype"])
     splits = load_splits(**job["dataset"])
@@ -56,7 +62,8 @@ def retrain(job: dict[str, Any]) -> dict[str, Any]:
         weight_decay=protocol["weight_decay"], seed=job["seed"], device=device,
         label=f"retrain of {job['genotype']}", grad_clip=protocol["grad_clip"],
         cutout=protocol["cutout"], auxiliary_weight=protocol["auxiliary_weight"],
-        drop_path=protocol["drop_path"],
+        drop_path=protocol["drop_path"], amp=numerics["amp"],
+        channels_last=numerics["channels_last"],
     )  # fmt: skip
     for _ in range(protocol["epochs"]):
         training.train_epoch()

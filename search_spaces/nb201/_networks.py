@@ -9,6 +9,7 @@ pooling and a linear classifier. In a cell, node ``i`` is the sum over ``j < i``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ class _PerNode:
     def __init__(self, nodes: list[torch.Tensor]) -> None:
         self.nodes = nodes
         self.relus: dict[int, torch.Tensor] = {}
-        self.pools: dict[tuple[int, str], torch.Tensor] = {}
+        self.pools: dict[tuple[Any, ...], torch.Tensor] = {}
 
     def __call__(self, source: int) -> torch.Tensor:
         out = self.relus.get(source)
@@ -78,7 +79,8 @@ class _PerNode:
         :func:`~search_spaces._mixed.sum_terms` (a ReLU-Conv-BN op's output is; a node itself
         (``skip_connect``) or a shared pool is not)."""
         if isinstance(op, nn.AvgPool2d):
-            key = (source, op.extra_repr())
+            key = (source, type(op), op.kernel_size, op.stride, op.padding, op.ceil_mode,
+                   op.count_include_pad, op.divisor_override)  # fmt: skip
             out = self.pools.get(key)
             if out is None:
                 out = self.pools[key] = op(self.nodes[source])
