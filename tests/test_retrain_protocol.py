@@ -9,6 +9,16 @@ import torch
 from gaea_tune.config import ConfigError, parse_config
 from gaea_tune.protocols import PRESETS, resolve_retrain
 
+
+@pytest.fixture(autouse=True)
+def _torch_threads_kept():
+    """A retrain sets the process's torch threads to its CPU slots, as in its Ray worker; the
+    test process gets its own count back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 DARTS_V2 = (
     "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
     "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
