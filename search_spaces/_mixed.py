@@ -33,14 +33,31 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(batch, channels, height, width)
 
 
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_GLOBAL_HOOKS = tuple(f"_global{name}" for name in _HOOKS)
+
+
+def hooked(*modules: nn.Module) -> bool:
+    """Whether a hook may see, keep or wrap these modules' outputs: a forward or backward hook
+    of their own, or a global module hook (``torch.nn.modules.module.register_module_*``). A
+    module's output that a hook sees is not owned in the sense of :func:`sum_terms`: a forward
+    hook may keep it, and a full backward hook hands on a view that must not be written into."""
+    from torch.nn.modules import module as torch_module
+
+    if any(getattr(torch_module, name, None) for name in _GLOBAL_HOOKS):
+        return True
+    return any(getattr(m, name, None) for m in modules for name in _HOOKS)
+
+
 def sum_terms(terms: Iterable[tuple[torch.Tensor, bool]]) -> torch.Tensor:
     """``((t0 + t1) + t2) + ...`` of ``(tensor, owned)`` terms, each addition made into a
     tensor of the sum's own where there is one instead of into a new tensor.
 
     A term is *owned* when it is a fresh tensor that nothing else reads and whose value no
     backward needs: the output of a batch norm (its backward keeps the input, not the output)
-    or of a product (its backward keeps the factors). A node itself (``skip_connect``) or an
-    output shared between edges is not. The result of the first addition is owned too.
+    or of a product (its backward keeps the factors), unless a module hook sees it
+    (:func:`hooked`). A node itself (``skip_connect``) or an output shared between edges is
+    not. The result of the first addition is owned too.
 
     The value is bit for bit that of the out-of-place sum: the pairing is kept, and each pair
     is added as ``a + b`` or ``b + a``, equal in floating point; a pair of different dtypes

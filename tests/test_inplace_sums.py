@@ -184,3 +184,79 @@ def test_darts_supernet_matches_out_of_place_sums(
     net.load_state_dict(state)
     out_of_place()
     _assert_bitwise(in_place, run())
+
+
+def _hook_targets(kind: str, net: torch.nn.Module) -> torch.nn.Module:
+    # edges[1] is the first term of node 2's sum (node 2 <- 0, conv 3x3)
+    if kind == "edge-bn":  # the batch norm ending an NB201 edge op: its output is a node term
+        return net.cells[0].edges[1][2]
+    if kind == "edge-op":  # a whole NB201 edge op (normally run from the node's shared ReLU)
+        return net.cells[0].edges[1]
+    if kind == "residual":  # conv_b of the residual block: its output takes the shortcut
+        return net.cells[1].conv_b
+    return net.cells[0].edges[0]  # a DARTS supernet MixedOp, the first term of a node sum
+
+
+@pytest.mark.parametrize("kind", ["edge-bn", "edge-op", "residual", "mixed-op"])
+def test_module_hooks_see_and_keep_what_they_would_without_in_place_sums(
+    kind: str, out_of_place: Callable[[], None]
+) -> None:
+    """A full backward hook runs (no error for writing into its view) and a forward hook keeps
+    the module's own output, not the node sum it would otherwise become; the values and
+    gradients stay the out-of-place sum's."""
+    torch.manual_seed(0)
+    if kind == "mixed-op":
+        net: torch.nn.Module = DartsSupernet(C=4, layers=3, num_classes=5)
+        x = torch.randn(2, 3, 16, 16)
+        args: tuple[object, ...] = (
+            {
+                "normal": _weights(net.num_edges, net.ops),
+                "reduce": _weights(net.num_edges, net.ops),
+            },
+        )
+    else:
+        net = NB201Network(BEST_CIFAR10, C=4, N=1, num_classes=5)
+        x = torch.randn(2, 3, 16, 16)
+        args = ()
+    target = _hook_targets(kind, net)
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+    grads: list[torch.Tensor] = []
+    target.register_forward_hook(lambda m, i, out: kept.append((out, out.detach().clone())))
+    target.register_full_backward_hook(lambda m, gi, go: grads.append(go[0].clone()))
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+
+    in_place = _run(net, x, *args)
+    assert kept and grads, "the hooks did not run"
+    assert all(torch.equal(out.detach(), copy) for out, copy in kept)
+    first_grads = list(grads)
+    kept.clear()
+    grads.clear()
+    net.load_state_dict(state)
+    out_of_place()
+    _assert_bitwise(in_place, _run(net, x, *args))
+    _assert_bitwise(first_grads, grads)
+
+
+def test_a_global_module_hook_turns_in_place_sums_off(out_of_place: Callable[[], None]) -> None:
+    from torch.nn.modules.module import register_module_forward_hook
+
+    torch.manual_seed(0)
+    net = NB201Network(BEST_CIFAR10, C=4, N=1, num_classes=5)
+    x = torch.randn(2, 3, 16, 16)
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+    in_cells = {id(m) for m in net.cells.modules()}  # (lastact's ReLU is in place by design)
+
+    def keep(module: torch.nn.Module, inputs: object, out: object) -> None:
+        if id(module) in in_cells and isinstance(out, torch.Tensor):
+            kept.append((out, out.detach().clone()))
+
+    handle = register_module_forward_hook(keep)
+    try:
+        state = {k: v.clone() for k, v in net.state_dict().items()}
+        in_place = _run(net, x)
+        assert kept and all(torch.equal(out.detach(), copy) for out, copy in kept)
+        net.load_state_dict(state)
+        out_of_place()
+        _assert_bitwise(in_place, _run(net, x))
+    finally:
+        handle.remove()

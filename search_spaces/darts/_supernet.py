@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from search_spaces._mixed import MODES, MixedOp, sum_terms
+from search_spaces._mixed import MODES, MixedOp, hooked, sum_terms
 from search_spaces.darts._genotype import CELL_TYPES
 from search_spaces.darts._ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, build_search_op
 
@@ -55,15 +55,16 @@ class SearchCell(nn.Module):
         edge_weights: torch.Tensor | None,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        # a weighted or hard MixedOp's output is a product, owned in the sense of sum_terms;
-        # a single-path one may be the state itself (skip_connect)
-        owned = mode in ("weighted", "hard") or edge_weights is not None
+        # a weighted or hard MixedOp's output is a product, owned in the sense of sum_terms
+        # unless a hook sees it; a single-path one may be the state itself (skip_connect)
+        owned = mode in ("weighted", "hard")
 
         def edge_output(edge: int, h: torch.Tensor) -> tuple[torch.Tensor, bool]:
-            out = self.edges[edge](h, weights[edge], mode)
+            module = self.edges[edge]
+            out = module(h, weights[edge], mode)
             if edge_weights is not None:
-                out = edge_weights[edge] * out
-            return out, owned
+                return edge_weights[edge] * out, True
+            return out, owned and not hooked(module)
 
         first_edge = 0
         for _ in range(self.steps):

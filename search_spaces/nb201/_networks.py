@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from search_spaces._mixed import MODES, MixedOp, _weighted_sum, sum_terms
+from search_spaces._mixed import MODES, MixedOp, _weighted_sum, hooked, sum_terms
 from search_spaces.nb201._genotype import EDGES, NUM_EDGES, NUM_NODES, OPS, NB201Genotype
 from search_spaces.nb201._ops import ResNetBasicBlock, make_op
 
@@ -77,7 +77,10 @@ class _PerNode:
     def apply_owned(self, op: nn.Module, source: int) -> tuple[torch.Tensor, bool]:
         """:meth:`apply`, and whether the result is owned in the sense of
         :func:`~search_spaces._mixed.sum_terms` (a ReLU-Conv-BN op's output is; a node itself
-        (``skip_connect``) or a shared pool is not)."""
+        (``skip_connect``) or a shared pool is not). An op with a hook runs whole and
+        unshared, so the hook sees its own call (:func:`~search_spaces._mixed.hooked`)."""
+        if hooked(op):
+            return op(self.nodes[source]), False
         if isinstance(op, nn.AvgPool2d):
             key = (source, type(op), op.kernel_size, op.stride, op.padding, op.ceil_mode,
                    op.count_include_pad, op.divisor_override)  # fmt: skip
@@ -88,7 +91,7 @@ class _PerNode:
         tail = _relu_tail(op)
         if tail is None:
             return op(self.nodes[source]), False
-        return _run_tail(tail, self(source)), True
+        return _run_tail(tail, self(source)), not hooked(tail[-1])
 
 
 def _check_sizes(C: int, N: int, num_classes: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_spaces._mixed import ExcludePadAvgPool2d, StrideSafeConv2d
+from search_spaces._mixed import ExcludePadAvgPool2d, StrideSafeConv2d, hooked
 from search_spaces.nb201._genotype import OPS
 
 
@@ -85,9 +85,10 @@ class ResNetBasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # conv_b's output (a batch norm's, which its backward does not keep) takes the sum in
-        # place: shortcut + residual, bit for bit, without a new tensor
+        # place unless a hook sees it (search_spaces._mixed.sum_terms): shortcut + residual,
+        # bit for bit, without a new tensor
         residual = self.conv_b(self.conv_a(x))
         shortcut = self.shortcut(x)
-        if residual.dtype == shortcut.dtype:
+        if residual.dtype == shortcut.dtype and not hooked(self.conv_b, self.conv_b[-1]):
             return residual.add_(shortcut)
         return shortcut + residual
