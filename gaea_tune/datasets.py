@@ -212,6 +212,14 @@ def dataset_info(name: str) -> DatasetInfo:
         raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}") from None
 
 
+def ground_truth_column(space: str, dataset: str) -> str | None:
+    """The NB201 table column that is the headline ground truth of a search of ``space`` on
+    ``dataset`` (cifar10-valid: ``cifar10_test_200``, the number the papers report), or None
+    where no table gives one (off the NB201 space, or a dataset without table columns)."""
+    info = DATASET_INFO.get(dataset)
+    return info.ground_truth[0] if space == "nb201" and info and info.ground_truth else None
+
+
 def search_signal_error(dataset_name: str) -> str | None:
     """Why dataset ``dataset_name`` cannot give a search its signal (one line), or None if it can.
 

@@ -256,18 +256,25 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"Search space (the same for every method): {space['name']}, candidate ops: "
             f"{', '.join(space['candidate_ops'])}",
         ]
-    protocols = sorted(
+    retrains = [
+        seed["retrain"]
+        for entry in summary["methods"].values()
+        for seed in entry["seeds"]
+        if seed.get("retrain")
+    ]
+    protocols = sorted({str(r.get("retrain_protocol")) for r in retrains})
+    numerics = sorted(
         {
-            str(seed["retrain"].get("retrain_protocol"))
-            for entry in summary["methods"].values()
-            for seed in entry["seeds"]
-            if seed.get("retrain")
+            f"{r['retrain_precision']}, {r['retrain_memory_format']}"
+            for r in retrains
+            if r.get("retrain_precision")
         }
     )
     if protocols:
+        how = f" in {' / '.join(numerics)}" if numerics else ""
         lines.append(
             f"Ground truth: each incumbent retrained from scratch with the {', '.join(protocols)} "
-            "protocol (the same for every method), tested once on the test split"
+            f"protocol{how} (the same for every method), tested once on the test split"
         )
     if lines:
         lines.append("")

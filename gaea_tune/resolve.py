@@ -48,6 +48,31 @@ def resolve_numerics(numerics: dict[str, Any] | None, on_gpu: bool, space: str) 
     return {key: auto[key] if given.get(key) is None else bool(given[key]) for key in auto}
 
 
+def precision(amp: bool) -> str:
+    """How a trainable computes under ``numerics.amp``, in the words every report uses."""
+    return "bfloat16 autocast" if amp else "float32"
+
+
+def _final_retrain(config: ExperimentConfig, numerics: dict[str, bool]) -> dict[str, Any] | None:
+    """The retrain protocol, the numerics it trains in (the comparison's) and when it runs."""
+    if not config.final_retrain_epochs:
+        return None
+    from gaea_tune.datasets import ground_truth_column
+
+    column = ground_truth_column(config.space["name"], config.dataset["name"])
+    runs = (
+        f"never here: the NB201 table gives the ground truth ({column})"
+        if column
+        else "for each incumbent, after its search: no table gives ground truth here"
+    )
+    return {
+        **config.final_retrain,
+        "precision": precision(numerics["amp"]),
+        "channels_last": numerics["channels_last"],
+        "runs": runs,
+    }
+
+
 def _signature_defaults(cls: type, keys: Any) -> dict[str, Any]:
     params = inspect.signature(cls.__init__).parameters
     return {k: params[k].default for k in keys if k in params}
@@ -75,10 +100,7 @@ def _weight_sharing(config: ExperimentConfig, method: MethodConfig) -> dict[str,
     for key in ("amp", "channels_last"):  # None: the device's and space's default
         if settings.get(key) is None:
             settings[key] = numerics[key]
-    if settings.get("amp"):
-        settings["precision"] = "bfloat16 autocast"
-    else:
-        settings["precision"] = "float32"
+    settings["precision"] = precision(bool(settings.get("amp")))
     arch = settings.get("arch_lr") is not None
     bilevel = settings["formulation"] == "bilevel"
     weights_on = "train+valid" if settings.get("erm_data") == "train+valid" else "train"
@@ -131,7 +153,7 @@ def _standalone(config: ExperimentConfig, method: MethodConfig) -> dict[str, Any
         "training": training,
         "search": search,
         "max_concurrent": options.get("max_concurrent"),
-        "precision": "bfloat16 autocast" if numerics["amp"] else "float32",
+        "precision": precision(numerics["amp"]),
         "channels_last": numerics["channels_last"],
         "cudnn_benchmark": numerics["cudnn_benchmark"],
         "data": {"weights": "train", "search_signal": "valid"},
@@ -186,6 +208,7 @@ def resolved_settings(config: ExperimentConfig) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - search_spaces ships with the package
         pass
     info = dataset_info(config.dataset["name"])
+    numerics = resolve_numerics(config.numerics, config.device_kind == "gpu", config.space["name"])
     comparison = {
         "mode": config.mode,
         "space": space,
@@ -198,11 +221,9 @@ def resolved_settings(config: ExperimentConfig) -> dict[str, Any]:
         "device_kind": config.device_kind,
         "seeds": list(config.seeds),
         "resources": dict(config.resources),
-        "numerics": resolve_numerics(
-            config.numerics, config.device_kind == "gpu", config.space["name"]
-        ),
+        "numerics": numerics,
         "max_failures": config.max_failures,
-        "final_retrain": dict(config.final_retrain) if config.final_retrain_epochs else None,
+        "final_retrain": _final_retrain(config, numerics),
     }
     methods = {}
     for method in config.methods:

@@ -34,6 +34,18 @@ def test_darts_space_incumbents_are_retrained_outside_the_budget(tmp_path, ray_l
         assert 0.0 <= outcome["ground_truth"]["retrain_test_acc"] <= 100.0
         assert outcome["retrain"]["retrain_epochs"] == 1
         assert outcome["retrain"]["retrain_protocol"] == "proxy"
+        # the comparison's numerics on CPU: DARTS trains in float32 NCHW there
+        assert outcome["retrain"]["retrain_precision"] == "float32"
+        assert outcome["retrain"]["retrain_memory_format"] == "NCHW"
         assert outcome["retrain"]["retrain_device_seconds"] > 0
         # the retrain is reported apart: it is not in the search's spend
         assert outcome["spent_device_seconds"] == pytest.approx(outcome["curve"][-1][0], abs=0.01)
+    from gaea_tune.report import write_report
+    from gaea_tune.tracking import Tracker
+
+    write_report(Tracker(result["tracking_uri"], config.name), tmp_path / "report",
+                 result["parent_run_id"])  # fmt: skip
+    assert (
+        "Ground truth: each incumbent retrained from scratch with the proxy protocol in "
+        "float32, NCHW (the same for every method)"
+    ) in (tmp_path / "report" / "results.md").read_text()

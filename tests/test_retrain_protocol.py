@@ -123,6 +123,8 @@ def test_the_retrain_trains_in_the_comparisons_numerics(monkeypatch, space, nume
         job["numerics"] = numerics
     out = retrain(job)
     assert seen == [expected]
+    assert out["retrain_precision"] == ("bfloat16 autocast" if expected[0] else "float32")
+    assert out["retrain_memory_format"] == ("channels_last" if expected[1] else "NCHW")
     assert 0.0 <= out["retrain_test_acc"] <= 100.0
 
 

@@ -64,3 +64,13 @@ def test_tabular_and_retrain_settings_are_shown():
         "darts-paper", 36, 20, 50,
     )  # fmt: skip
     assert retrain["cutout"] == 16 and retrain["drop_path"] == 0.2
+    # the comparison's numerics (on a GPU config: bf16 autocast, channels_last), and when
+    numerics = darts["comparison"]["numerics"]
+    assert retrain["precision"] == ("bfloat16 autocast" if numerics["amp"] else "float32")
+    assert retrain["channels_last"] == numerics["channels_last"]
+    assert retrain["runs"].startswith("for each incumbent")
+    nb201 = _show("quickstart.yaml", "--set", "final_retrain.epochs=2")
+    assert nb201["comparison"]["final_retrain"]["runs"] == (
+        "never here: the NB201 table gives the ground truth (cifar10_test_200)"
+    )
+    assert _show("quickstart.yaml")["comparison"]["final_retrain"] is None

@@ -5,22 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-from gaea_tune.datasets import DATASET_INFO
+from gaea_tune.datasets import DATASET_INFO, ground_truth_column
 from gaea_tune.nb201_table import load_table
 
-# Dataset of a run -> the NB201 column that is its headline ground truth, from the dataset
-# registry (cifar10-valid: cifar10_test_200, the number the papers report).
-_GROUND_TRUTH = {
-    name: info.ground_truth[0] for name, info in DATASET_INFO.items() if info.ground_truth
-}
+__all__ = ["Outcome", "ground_truth_column", "incumbent_curve", "nb201_ground_truth"]
+
 # Every ground-truth column of the registry, in registry order: reported beside the headline
 # (cifar10_valid_test_200 next to cifar10_test_200 for a cifar10-valid search).
 _TEST_COLUMNS = tuple(dict.fromkeys(c for info in DATASET_INFO.values() for c in info.ground_truth))
-
-
-def ground_truth_column(space: str, dataset: str) -> str | None:
-    """The NB201 table column that is the ground truth here, or None off the NB201 space."""
-    return _GROUND_TRUTH.get(dataset) if space == "nb201" else None
 
 
 def nb201_ground_truth(genotype: str, primary: str) -> dict[str, float]:

@@ -25,7 +25,7 @@ def retrain(job: dict[str, Any]) -> dict[str, Any]:
     cost in device-seconds."""
     from gaea_tune.baselines._train import StandaloneTraining
     from gaea_tune.data import TensorPair, dataset_info, load_splits
-    from gaea_tune.resolve import resolve_numerics
+    from gaea_tune.resolve import precision, resolve_numerics
     from gaea_tune.tune._standalone_trainable import apply_numerics
     from search_spaces import get_space
 
@@ -72,6 +72,8 @@ def retrain(job: dict[str, Any]) -> dict[str, Any]:
         "retrain_test_acc": test["valid_acc"],
         "retrain_epochs": protocol["epochs"],
         "retrain_protocol": protocol["name"],
+        "retrain_precision": precision(numerics["amp"]),
+        "retrain_memory_format": "channels_last" if numerics["channels_last"] else "NCHW",
         "retrain_train_images": len(train),
         "retrain_device_seconds": (time.perf_counter() - started) * devices,
         "retrain_device_kind": kind,
