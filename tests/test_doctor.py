@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
 from gaea_tune.cli import main
@@ -158,21 +161,73 @@ def test_a_local_node_reports_the_driver_versions(ray_local, tmp_path):
     assert reports[0]["versions"] == _doctor.local_versions()
 
 
-def test_a_closed_head_port_is_one_line_at_once():
-    """ray.init would keep retrying a closed port for minutes: refused before it, in seconds."""
-    import socket
+def _serve_once(reply: bytes | None) -> tuple[socket.socket, threading.Thread]:
+    """A one-connection server on a free local port: it reads the client's first bytes and
+    answers ``reply`` (None: says nothing until the client gives up)."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
 
+    def serve() -> None:
+        conn, _ = listening.accept()
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(64)
+                if reply is not None:
+                    conn.sendall(reply)
+                conn.recv(64)  # until the client closes
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listening, thread
+
+
+GRPC_SETTINGS = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + b"\x00\x03\x00\x00\x00\x64"
+HTTP1_REPLY = b"HTTP/1.0 400 Bad request\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("reply", "tls", "accepted"),
+    [
+        (GRPC_SETTINGS, False, True),  # a gRPC server (a Ray head's GCS) answers SETTINGS
+        (HTTP1_REPLY, False, False),  # the dashboard, MLflow, any HTTP/1 service
+        (None, False, False),  # a service that says nothing
+        (None, True, True),  # with RAY_USE_TLS the GCS expects TLS first: left to Ray
+    ],
+)
+def test_the_head_port_must_speak_grpc(monkeypatch, reply, tls, accepted):
+    """ray.init would keep retrying another service's port for minutes: refused in seconds."""
     from gaea_tune.tune._doctor import ClusterCheckError, check_head_reachable
 
-    with socket.socket() as listening:  # an open port: accepted
+    monkeypatch.setenv("RAY_USE_TLS", "1" if tls else "0")
+    listening, thread = _serve_once(reply)
+    with listening:
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        if accepted:
+            check_head_reachable(address, timeout=2)
+        else:
+            with pytest.raises(
+                ClusterCheckError, match=rf"{address}: {address} answers, but not as a Ray head"
+            ):
+                check_head_reachable(address, timeout=1)
+    thread.join(timeout=10)
+
+
+def test_a_closed_head_port_is_one_line_at_once():
+    """ray.init would keep retrying a closed port for minutes: refused before it, in seconds."""
+    from gaea_tune.tune._doctor import ClusterCheckError, check_head_reachable
+
+    with socket.socket() as listening:  # bound, then closed: nothing listens
         listening.bind(("127.0.0.1", 0))
-        listening.listen()
         port = listening.getsockname()[1]
-        check_head_reachable(f"127.0.0.1:{port}")
     with pytest.raises(ClusterCheckError, match=rf"127.0.0.1:{port}: nothing answers"):
         check_head_reachable(f"127.0.0.1:{port}", timeout=2)
-    with pytest.raises(ClusterCheckError, match="not the HOST:PORT"):
-        check_head_reachable("headnode")
+    for bad in ("headnode", "127.0.0.1:0", "127.0.0.1:99999", "host:port"):
+        with pytest.raises(ClusterCheckError, match="not the HOST:PORT"):
+            check_head_reachable(bad)
     for left_to_ray in (None, "auto", "ray://10.0.0.1:10001"):
         check_head_reachable(left_to_ray)
 

@@ -37,27 +37,63 @@ class ClusterCheckError(ConfigError):
     """The cluster cannot run the comparison as it stands (one line, names node and cause)."""
 
 
-def check_head_reachable(address: str | None, timeout: float = 5.0) -> None:
-    """Something answers on the head's ``HOST:PORT`` within ``timeout`` seconds.
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5): a
+# Ray head's GCS is a gRPC server, which answers them with a SETTINGS frame of its own.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_H2_SETTINGS = 0x04
 
-    Checked before ``ray.init(address=...)``, which would otherwise keep retrying a closed port
-    for minutes. ``auto``/``local``, ``ray://`` client addresses and None are left to Ray.
-    Raises :class:`ClusterCheckError` (one line)."""
+
+def _speaks_grpc(sock: socket.socket, timeout: float) -> bool:
+    """Whether the server on ``sock`` answers HTTP/2's preface with a SETTINGS frame (9-byte
+    frame header, type at byte 3), as a gRPC server does; an HTTP/1 server, a server that says
+    nothing within ``timeout`` or one that closes does not."""
+    sock.settimeout(timeout)
+    try:
+        sock.sendall(_H2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = sock.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except OSError:
+        return False
+    return header[3] == _H2_SETTINGS
+
+
+def check_head_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A Ray head's GCS answers on ``HOST:PORT`` within ``timeout`` seconds: the port is open
+    and speaks gRPC (HTTP/2), so it is not, say, the dashboard's or MLflow's port.
+
+    Checked before ``ray.init(address=...)``, which would otherwise keep retrying a closed port,
+    or another service's, for minutes. ``auto``/``local``, ``ray://`` client addresses and None
+    are left to Ray, and so is the protocol check when ``RAY_USE_TLS`` is on (the GCS then
+    expects TLS first). Raises :class:`ClusterCheckError` (one line)."""
     if not address or address in ("auto", "local") or "://" in address:
         return
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ClusterCheckError(
-            f"--address: {address!r} is not the HOST:PORT of a Ray head (e.g. 10.0.0.1:6379)"
+            f"--address: {address!r} is not the HOST:PORT of a Ray head (e.g. 10.0.0.1:6379; "
+            "a port is 1-65535)"
         )
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ClusterCheckError(
             f"--address {address}: nothing answers at {host}:{port} within {timeout:g} s "
             f"({reason}); is `ray start --head --port={port}` running there, and the port open?"
         ) from None
+    with sock:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        if not _speaks_grpc(sock, timeout):
+            raise ClusterCheckError(
+                f"--address {address}: {host}:{port} answers, but not as a Ray head (no gRPC "
+                f"within {timeout:g} s): give the port `ray start --head --port=P` was started "
+                "with (6379 by default), not the dashboard's or another service's"
+            )
 
 
 # --- what runs on each node ---------------------------------------------------------------------
