@@ -228,6 +228,9 @@ def test_a_closed_head_port_is_one_line_at_once():
     for bad in ("headnode", "127.0.0.1:0", "127.0.0.1:99999", "host:port"):
         with pytest.raises(ClusterCheckError, match="not the HOST:PORT"):
             check_head_reachable(bad)
+    for web in ("http://127.0.0.1:8265", "HTTPS://head:443"):
+        with pytest.raises(ClusterCheckError, match="is a web address"):
+            check_head_reachable(web)
     for left_to_ray in (None, "auto", "ray://10.0.0.1:10001"):
         check_head_reachable(left_to_ray)
 

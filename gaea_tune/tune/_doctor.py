@@ -69,6 +69,11 @@ def check_head_reachable(address: str | None, timeout: float = 5.0) -> None:
     or another service's, for minutes. ``auto``/``local``, ``ray://`` client addresses and None
     are left to Ray, and so is the protocol check when ``RAY_USE_TLS`` is on (the GCS then
     expects TLS first). Raises :class:`ClusterCheckError` (one line)."""
+    if address and address.lower().startswith(("http://", "https://")):
+        raise ClusterCheckError(
+            f"--address: {address!r} is a web address (the dashboard's?); give the HOST:PORT of "
+            "the Ray head (e.g. 10.0.0.1:6379), or ray://HOST:PORT for Ray Client"
+        )
     if not address or address in ("auto", "local") or "://" in address:
         return
     host, sep, port = address.rpartition(":")
