@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from gaea_tune.config import CALIBRATION_CELLS, ConfigError, ExperimentConfig, MethodConfig
+from gaea_tune.config import (
+    CALIBRATION_CELLS,
+    MIN_CALIBRATION_CELLS,
+    ConfigError,
+    ExperimentConfig,
+    MethodConfig,
+)
 
 CALIBRATION_LEVEL = "calibration"
 # Kendall tau thresholds for the sentence that says how far a proxy's ranking can be trusted.
@@ -321,9 +327,10 @@ def sample_cells(cells: int, seed: int, exclude_none: bool) -> list[Any]:
 
     space = get_space("nb201")
     available = len(space.candidate_ops(exclude_none)) ** 6
-    if isinstance(cells, bool) or not isinstance(cells, int) or not 3 <= cells <= available:
+    low = MIN_CALIBRATION_CELLS
+    if isinstance(cells, bool) or not isinstance(cells, int) or not low <= cells <= available:
         raise ConfigError(
-            f"cells: {cells!r} is out of range; allowed: 3 <= cells <= {available} "
+            f"cells: {cells!r} is out of range; allowed: {low} <= cells <= {available} "
             f"(the cells of the space{' without none' if exclude_none else ''})"
         )
     rng = np.random.default_rng(seed)
@@ -542,10 +549,10 @@ def calibrate(
         cpu += sum(r["cpu_seconds"] for r in rows)
     wall = time.perf_counter() - started
     usable = [r for r in rows if r["failure"] is None]
-    if len(usable) < 3:
+    if len(usable) < MIN_CALIBRATION_CELLS:
         raise RuntimeError(
             f"only {len(usable)} of {len(rows)} cells trained without a non-finite loss; "
-            "calibration needs at least 3"
+            f"calibration needs at least {MIN_CALIBRATION_CELLS}"
         )
     proxy = np.array([r["proxy_signal"] for r in usable])
     truth = np.array([r["ground_truth"] for r in usable])

@@ -41,8 +41,10 @@ from search_spaces import SPACE_NAMES
 SPACES = SPACE_NAMES  # the catalogue in search_spaces (read without importing torch)
 
 MODES = ("live", "tabular")
-# cells per proxy-fidelity calibration (`calibrate --cells`, `compare --calibrate-cells`)
+# cells per proxy-fidelity calibration (`calibrate --cells`, `compare --calibrate-cells`): the
+# default, and the fewest a rank correlation is computed from
 CALIBRATION_CELLS = 20
+MIN_CALIBRATION_CELLS = 3
 TABULAR_DATASETS = _TABULAR_DATASETS  # gaea_tune.datasets: entries with ``tabular=True``
 METHODS = WEIGHT_SHARING_METHODS + STANDALONE_METHODS
 

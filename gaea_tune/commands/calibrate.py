@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from gaea_tune.commands._common import add_config_arguments, load_or_exit
-from gaea_tune.config import CALIBRATION_CELLS
+from gaea_tune.config import CALIBRATION_CELLS, MIN_CALIBRATION_CELLS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=CALIBRATION_CELLS,
         metavar="K",
-        help="cells (default %(default)s)",
+        help=f"cells (default %(default)s, at least {MIN_CALIBRATION_CELLS})",
     )
     parser.add_argument(
         "--seed", type=int, default=0, metavar="S", help="draws the cells; seeds training (0)"

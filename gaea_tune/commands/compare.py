@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gaea_tune.commands._common import add_config_arguments, load_or_exit
-from gaea_tune.config import CALIBRATION_CELLS, ConfigError, ExperimentConfig
+from gaea_tune.config import CALIBRATION_CELLS, MIN_CALIBRATION_CELLS, ConfigError, ExperimentConfig
 from gaea_tune.tracking import TrackingError
 
 
@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--calibrate-cells", type=int, default=None, metavar="K",
-        help=f"cells per calibration (default {CALIBRATION_CELLS}; only with --calibrate)",
+        help=f"cells per calibration (default {CALIBRATION_CELLS}, at least "
+        f"{MIN_CALIBRATION_CELLS}; only with --calibrate)",
     )  # fmt: skip
 
 
