@@ -105,6 +105,22 @@ def _assert_bitwise(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
         assert torch.equal(x, y)
 
 
+def _assert_same_as_out_of_place(
+    net: torch.nn.Module,
+    run: Callable[[], list[torch.Tensor]],
+    out_of_place: Callable[[], None],
+    check: Callable[[], None] = lambda: None,
+) -> None:
+    """``run()`` with the in-place sums (then ``check()``), and again with the plain sums from
+    the same state (BN running statistics included): equal bit for bit."""
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    in_place = run()
+    check()
+    net.load_state_dict(state)
+    out_of_place()
+    _assert_bitwise(in_place, run())
+
+
 @pytest.mark.parametrize("arch", [BEST_CIFAR10, MIXED_CELL])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_nb201_network_matches_out_of_place_sums(
@@ -116,11 +132,7 @@ def test_nb201_network_matches_out_of_place_sums(
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    state = {k: v.clone() for k, v in net.state_dict().items()}
-    in_place = _run(net, x)
-    net.load_state_dict(state)  # the BN running statistics as before
-    out_of_place()
-    _assert_bitwise(in_place, _run(net, x))
+    _assert_same_as_out_of_place(net, lambda: _run(net, x), out_of_place)
 
 
 def _weights(rows: int, ops: tuple[str, ...]) -> torch.Tensor:
@@ -150,11 +162,7 @@ def test_nb201_supernet_matches_out_of_place_sums(
         result = _run(net, x, {"cell": w}, mode, edge_weights)
         return result + ([edge.grad] if edge is not None else [])
 
-    state = {k: v.clone() for k, v in net.state_dict().items()}
-    in_place = run()
-    net.load_state_dict(state)
-    out_of_place()
-    _assert_bitwise(in_place, run())
+    _assert_same_as_out_of_place(net, run, out_of_place)
 
 
 @pytest.mark.parametrize("mode", ["weighted", "hard", "single", "partial"])
@@ -179,11 +187,7 @@ def test_darts_supernet_matches_out_of_place_sums(
         result = _run(net, x, weights, mode, edge_weights)
         return result + [t.grad for t in (edge_weights or {}).values()]
 
-    state = {k: v.clone() for k, v in net.state_dict().items()}
-    in_place = run()
-    net.load_state_dict(state)
-    out_of_place()
-    _assert_bitwise(in_place, run())
+    _assert_same_as_out_of_place(net, run, out_of_place)
 
 
 def _hook_targets(kind: str, net: torch.nn.Module) -> torch.nn.Module:
@@ -223,17 +227,17 @@ def test_module_hooks_see_and_keep_what_they_would_without_in_place_sums(
     grads: list[torch.Tensor] = []
     target.register_forward_hook(lambda m, i, out: kept.append((out, out.detach().clone())))
     target.register_full_backward_hook(lambda m, gi, go: grads.append(go[0].clone()))
-    state = {k: v.clone() for k, v in net.state_dict().items()}
+    first_grads: list[torch.Tensor] = []
 
-    in_place = _run(net, x, *args)
-    assert kept and grads, "the hooks did not run"
-    assert all(torch.equal(out.detach(), copy) for out, copy in kept)
-    first_grads = list(grads)
-    kept.clear()
-    grads.clear()
-    net.load_state_dict(state)
-    out_of_place()
-    _assert_bitwise(in_place, _run(net, x, *args))
+    def hooks_ran_and_kept_their_outputs() -> None:
+        assert kept and grads, "the hooks did not run"
+        assert all(torch.equal(out.detach(), copy) for out, copy in kept)
+        first_grads.extend(grads)
+        grads.clear()
+
+    _assert_same_as_out_of_place(
+        net, lambda: _run(net, x, *args), out_of_place, hooks_ran_and_kept_their_outputs
+    )
     _assert_bitwise(first_grads, grads)
 
 
@@ -252,11 +256,10 @@ def test_a_global_module_hook_turns_in_place_sums_off(out_of_place: Callable[[],
 
     handle = register_module_forward_hook(keep)
     try:
-        state = {k: v.clone() for k, v in net.state_dict().items()}
-        in_place = _run(net, x)
-        assert kept and all(torch.equal(out.detach(), copy) for out, copy in kept)
-        net.load_state_dict(state)
-        out_of_place()
-        _assert_bitwise(in_place, _run(net, x))
+
+        def kept_as_they_were() -> None:
+            assert kept and all(torch.equal(out.detach(), copy) for out, copy in kept)
+
+        _assert_same_as_out_of_place(net, lambda: _run(net, x), out_of_place, kept_as_they_were)
     finally:
         handle.remove()
