@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as torch_module
 
 MODES = ("weighted", "hard", "partial", "single")
 
@@ -42,8 +43,6 @@ def hooked(*modules: nn.Module) -> bool:
     of their own, or a global module hook (``torch.nn.modules.module.register_module_*``). A
     module's output that a hook sees is not owned in the sense of :func:`sum_terms`: a forward
     hook may keep it, and a full backward hook hands on a view that must not be written into."""
-    from torch.nn.modules import module as torch_module
-
     if any(getattr(torch_module, name, None) for name in _GLOBAL_HOOKS):
         return True
     return any(getattr(m, name, None) for m in modules for name in _HOOKS)

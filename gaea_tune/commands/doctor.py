@@ -46,12 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not address:
         return _error("--address: which Ray cluster? give HOST:PORT of its head")
 
-    from gaea_tune.tune._doctor import ClusterCheckError, check_head_reachable, connect_and_check
-
-    try:
-        check_head_reachable(address)
-    except ClusterCheckError as error:
-        return _error(str(error))
+    from gaea_tune.tune._doctor import ClusterCheckError, connect_and_check
 
     tracking_uri = None
     if config is not None:
