@@ -56,7 +56,11 @@ def _runs_by_level(config, workdir: Path) -> dict[str, list]:
 
 
 def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local):
-    config = parse_config(_raw(tmp_path))
+    # An epoch here takes ~0.15 s. With 4 epochs a trial could end between the poll that saw it at
+    # epoch < 3 and the kill, and the kill then hit the reused actor idle or running the next
+    # trial. 16 epochs leave the kill more than a second inside the trial it names.
+    methods = {"random": {"epochs": 16, "batch_size": 32, "max_concurrent": 1}}
+    config = parse_config(_raw(tmp_path, methods=methods))
     workdir = Path(config.output_dir).resolve()
     outcome: dict = {}
     thread = threading.Thread(
@@ -70,6 +74,7 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local)
             lines = [json.loads(x) for x in result_file.read_text().splitlines() if x.strip()]
             if lines and lines[-1].get("training_iteration", 0) < 3:
                 killed = (lines[-1]["trial_id"], lines[-1]["pid"], lines[-1]["training_iteration"])
+                kill_time = time.time()
                 os.kill(killed[1], signal.SIGKILL)
                 break
         time.sleep(0.2)
@@ -77,6 +82,8 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local)
     assert killed is not None, "no running trial was found to kill"
     trial_id, _, epoch_at_kill = killed
     events = _events(workdir, "random-seed0")
+    ended = [e for e in events if e["kind"] == "finish" and e["trial_id"] == trial_id]
+    assert not ended or ended[0]["time"] > kill_time, f"{trial_id} had ended before the kill"
     lost = [e for e in events if e["kind"] == "lost" and e["trial_id"] == trial_id]
     assert lost, "the work lost with the worker was not charged"
     later = [e for e in events if e["kind"] == "result" and e["trial_id"] == trial_id
