@@ -17,6 +17,7 @@ import pytest
 import yaml
 from ray import tune
 
+from gaea_tune.tune._budget import read_events
 from gaea_tune.tune._searchers import BOHBScheduler
 
 PENDING, RUNNING, PAUSED, TERMINATED = "PENDING", "RUNNING", "PAUSED", "TERMINATED"
@@ -137,10 +138,6 @@ def test_without_a_limit_trials_still_run_side_by_side():
 # --- live runs ----------------------------------------------------------------------------------
 
 
-def _events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _max_overlap(events: list[dict]) -> float:
     """Longest time two trials trained at once, from the result events (1 device per trial):
     each result covers [time - work since the trial's previous result, time]."""
@@ -206,7 +203,7 @@ def test_live_bohb_halves_with_max_concurrent_one(ray_local, tmp_path):
         ),
     )
     tuner.fit()
-    events_log = _events(events)
+    events_log = read_events(events)
     results = [e for e in events_log if e["kind"] == "result"]
     spent_at = min((e["time"] for e in results if e["method_device_seconds"] >= 5.0), default=1e99)
     started: dict[str, float] = {}
@@ -278,7 +275,7 @@ def test_killed_bohb_comparison_resumes_to_its_budget(tmp_path):
         pytest.fail("the resumed comparison did not finish: " + output[-2000:])
     assert resumed.returncode == 0, output[-3000:]
     (events_file,) = workdir.glob("runs/*/events/bohb-seed0.jsonl")
-    events = _events(events_file)
+    events = read_events(events_file)
     assert [e for e in events if e["kind"] == "result" and e["time"] > killed_at]
     assert _max_overlap(events) < 0.05
     summary = json.loads((workdir / "report" / "summary.json").read_text())

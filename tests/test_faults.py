@@ -17,6 +17,7 @@ import yaml
 from gaea_tune.config import parse_config
 from gaea_tune.tracking import Tracker, default_tracking
 from gaea_tune.tune import compare
+from gaea_tune.tune._budget import read_events
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +41,7 @@ def _raw(tmp_path: Path, **overrides) -> dict:
 
 def _events(workdir: Path, name: str) -> list[dict]:
     paths = list(workdir.glob(f"runs/*/events/{name}.jsonl"))
-    if not paths:
-        return []
-    return [json.loads(line) for line in paths[0].read_text().splitlines() if line.strip()]
+    return read_events(paths[0]) if paths else []
 
 
 def _runs_by_level(config, workdir: Path) -> dict[str, list]:
@@ -71,7 +70,7 @@ def test_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path, ray_local)
     deadline = time.time() + 120
     while killed is None and time.time() < deadline and thread.is_alive():
         for result_file in (workdir / "ray").glob("*/random-seed0/*/result.json"):
-            lines = [json.loads(x) for x in result_file.read_text().splitlines() if x.strip()]
+            lines = read_events(result_file)  # Tune's result log: JSON lines too
             if lines and lines[-1].get("training_iteration", 0) < 3:
                 killed = (lines[-1]["trial_id"], lines[-1]["pid"], lines[-1]["training_iteration"])
                 kill_time = time.time()
@@ -121,6 +120,10 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     first.wait(timeout=30)
     time.sleep(3)
     assert len(results) >= 3, "the first run never reported"
+    # Tune writes its snapshot in place: cut it as a kill mid-write would.
+    (snapshot,) = workdir.glob("ray/*/random-seed0/experiment_state-*.json")
+    snapshot.write_bytes(snapshot.read_bytes()[: snapshot.stat().st_size // 2])
+    session = snapshot.name.removeprefix("experiment_state-").removesuffix(".json")
     before = len({e["trial_id"] for e in results})
     config = parse_config(raw)
     runs_before = _runs_by_level(config, workdir)
@@ -128,18 +131,26 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
         [*command, "--resume"], env=env, capture_output=True, text=True, timeout=400
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        f"random-seed0: Tune's snapshot of session {session} was cut short ({snapshot.name}); "
+        "set aside as *.partial; no whole one is left: the Tune run's folder is now "
+        "random-seed0.partial, and a new Tune run goes on from the budget already spent"
+    ) in done.stdout
     summary = json.loads((workdir / "report" / "summary.json").read_text())
     seed = summary["methods"]["random"]["seeds"][0]
     assert seed["trials"] >= before
     runs_after = _runs_by_level(config, workdir)
     assert len(runs_after["comparison"]) == len(runs_before["comparison"]) == 1
     assert len(runs_after["method"]) == 1
+    assert "a new Tune run goes on" in runs_after["method"][0].data.tags["gaea.resume_note"]
     keys = [r.data.tags["gaea.trial_id"] for r in runs_after["trial"]]
     assert len(keys) == len(set(keys)) and len(keys) >= before
     steps = [
         e["trial_device_seconds"] for e in _events(workdir, "random-seed0") if e["kind"] == "result"
     ]
     assert seed["spent_device_seconds"] <= 16 + 2 * max(steps)
+    # the new Tune run goes on to the budget (one started in the old folder ended after a trial)
+    assert seed["spent_device_seconds"] >= 16 - 2 * max(steps)
 
 
 def test_deterministic_failures_are_not_retried_and_a_failed_method_shows_as_failed(

@@ -27,6 +27,18 @@ MAX_CONSECUTIVE_FAILURES = 5
 _LOCK = threading.Lock()
 
 
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of a method x seed's log (``runs/<run>/events/<method>-seed<k>.jsonl``), in the
+    order written. Only lines ended by their newline count: one being appended, or cut short by a
+    kill mid-write, is left out. A missing file holds none."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+
 class BudgetState:
     """Ledger plus event log for one method x seed (one per process, found by key)."""
 
@@ -40,9 +52,13 @@ class BudgetState:
         self.failures: dict[str, str] = {}
         self.consecutive_failures = 0
         if self.events_path.exists():
-            for line in self.events_path.read_text().splitlines():
-                if line.strip():
-                    self._apply(json.loads(line))
+            data = self.events_path.read_bytes()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):  # a line cut short by a kill mid-write was never recorded
+                with self.events_path.open("r+b") as handle:
+                    handle.truncate(end)
+            for event in read_events(self.events_path):
+                self._apply(event)
 
     @classmethod
     def get(cls, key: str, budget: float, events_path: str, devices: float) -> BudgetState:

@@ -10,6 +10,7 @@ searchers, schedulers, budget stopper and MLflow callback.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 import traceback
 from pathlib import Path
@@ -33,7 +34,13 @@ from gaea_tune.tune._backend import (
     open_method_run,
     run_key,
 )
-from gaea_tune.tune._budget import BudgetCallback, BudgetedSearcher, BudgetState, BudgetStopper
+from gaea_tune.tune._budget import (
+    BudgetCallback,
+    BudgetedSearcher,
+    BudgetState,
+    BudgetStopper,
+    read_events,
+)
 from gaea_tune.tune._mlflow_callback import MLflowTrialLogger
 from gaea_tune.tune._outcome import (
     Outcome,
@@ -200,6 +207,8 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
         verbose=0,
     )
     experiment_path = f"{job['storage_path'].rstrip('/')}/{name}"
+    if job.get("resume_notes"):
+        tracker.set_tags(run_id, {"gaea.resume_note": " | ".join(job["resume_notes"])})
     if job["resume"] and tune.Tuner.can_restore(experiment_path):
         tuner = tune.Tuner.restore(
             experiment_path, trainable=trainable, param_space=param_space,
@@ -223,6 +232,74 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
     (run_dir / "outcomes").mkdir(parents=True, exist_ok=True)
     (run_dir / "outcomes" / f"{name}.json").write_text(json.dumps(record, indent=1))
     return record
+
+
+# Tune's snapshot of a Tune run, one set per driver session, and how each file loads (Ray 2.60:
+# ray/tune/execution/tune_controller.py writes JSON, ray/tune/search/search_generator.py and the
+# searchers' save() write pickles).
+_SNAPSHOT_FILES = {
+    "experiment_state-{}.json": json.load,
+    "search_gen_state-{}.json": pickle.load,
+    "searcher-state-{}.pkl": pickle.load,
+}
+
+
+def set_aside_partial_snapshots(experiment_path: str) -> list[str]:
+    """Set aside what a killed driver left of a Tune run that ``Tuner.restore`` cannot use.
+
+    Tune writes ``experiment_state-<session>.json`` in place and copies each snapshot file to the
+    storage path, so a driver killed mid-write can leave the newest one cut short, and
+    ``Tuner.restore`` then fails on it; a driver killed before the first snapshot leaves a folder
+    with none, and a new ``Tuner`` started in such a folder ends after one trial (Ray 2.60). So:
+    each file of the newest session's snapshot must load, or that session's files get a
+    ``.partial`` suffix and the session before is checked. Tune then restores the newest whole
+    snapshot; with none, the folder is renamed ``<name>.partial[-k]`` and a new Tune run starts in
+    a fresh one. The method's event log, and so every result and the budget already spent, is
+    kept either way.
+
+    Args:
+        experiment_path: the Tune run's folder (``<storage>/<invocation>/<method>-seed<k>``); a
+            ``scheme://`` path is left to Tune.
+
+    Returns:
+        One line per thing set aside (none when the newest snapshot is whole).
+    """
+    folder = Path(experiment_path)
+    if "://" in experiment_path or not folder.is_dir():
+        return []
+    first = next(iter(_SNAPSHOT_FILES))
+    lines = []
+    while states := sorted(folder.glob(first.format("*"))):
+        session = states[-1].name.removeprefix("experiment_state-").removesuffix(".json")
+        files = {folder / name.format(session): load for name, load in _SNAPSHOT_FILES.items()}
+        files = {path: load for path, load in files.items() if path.exists()}
+        broken = []
+        for path, load in files.items():
+            try:
+                with path.open("rb") as handle:
+                    load(handle)
+            except (EOFError, ValueError, pickle.UnpicklingError):
+                broken.append(path.name)
+        if not broken:
+            return [f"{line}; Tune restores session {session}" for line in lines]
+        for path in files:
+            path.rename(path.with_name(path.name + ".partial"))
+        lines.append(
+            f"Tune's snapshot of session {session} was cut short ({', '.join(broken)}); "
+            "set aside as *.partial"
+        )
+    spare = folder.with_name(folder.name + ".partial")
+    k = 1
+    while spare.exists():
+        k += 1
+        spare = folder.with_name(f"{folder.name}.partial-{k}")
+    folder.rename(spare)
+    why = "; no whole one is left" if lines else "no Tune snapshot was written before the kill"
+    return [
+        *lines[:-1],
+        f"{(lines[-1] if lines else '')}{why}: the Tune run's folder is now {spare.name}, and a new "
+        "Tune run goes on from the budget already spent",
+    ]
 
 
 def _close_trial_runs(tracker: Tracker, method_run_id: str, results: Any) -> None:
@@ -339,6 +416,10 @@ def _run_live(context: RunContext) -> list[dict[str, Any]]:
                 "artifact_location": context.artifact_location,
                 "storage_path": storage, "resume": resume,
             }  # fmt: skip
+            if resume:  # here, on the node whose disk the method's task reads
+                job["resume_notes"] = set_aside_partial_snapshots(f"{storage}/{name}")
+                for line in job["resume_notes"]:
+                    progress(f"{name}: {line}")
             pending[task.remote(job)] = name
             jobs[name] = (method, seed)
     last = 0.0
@@ -432,15 +513,13 @@ def progress_status(config: ExperimentConfig, run_dir: Path) -> tuple[str, float
         for seed in config.seeds:
             path = run_dir / "events" / f"{method_run_name(method, seed)}.jsonl"
             spent, trials, best = 0.0, set(), None
-            if path.exists():
-                for line in path.read_text().splitlines():
-                    event = json.loads(line)
-                    if event["kind"] != "result":
-                        continue
-                    spent = max(spent, event["method_device_seconds"])
-                    trials.add(event["trial_id"])
-                    if event["search_signal"] is not None:
-                        best = max(best or 0.0, event["search_signal"])
+            for event in read_events(path):
+                if event["kind"] != "result":
+                    continue
+                spent = max(spent, event["method_device_seconds"])
+                trials.add(event["trial_id"])
+                if event["search_signal"] is not None:
+                    best = max(best or 0.0, event["search_signal"])
             total += min(spent, config.budget_device_seconds)
             share = 100.0 * spent / config.budget_device_seconds
             best_text = f"{best:6.2f}" if best is not None else "     -"
