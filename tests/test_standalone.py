@@ -161,7 +161,7 @@ def test_ask_tell_adapter_tells_results_and_survives_save_restore(tmp_path):
 def ray_two_cpus():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -199,7 +199,7 @@ def test_shipped_config_is_valid():
 def ray_two_cpus():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
