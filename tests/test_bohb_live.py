@@ -260,7 +260,8 @@ def test_killed_bohb_comparison_resumes_to_its_budget(tmp_path):
         if TERMINATED in statuses and {PAUSED, RUNNING, PENDING} & set(statuses):
             break
         time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)
+    if first.poll() is None:
+        os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     killed_at = time.time()
     assert TERMINATED in statuses and {PAUSED, RUNNING, PENDING} & set(statuses), statuses
