@@ -10,7 +10,6 @@ searchers, schedulers, budget stopper and MLflow callback.
 from __future__ import annotations
 
 import json
-import pickle
 import time
 import traceback
 from pathlib import Path
@@ -207,16 +206,20 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
         verbose=0,
     )
     experiment_path = f"{job['storage_path'].rstrip('/')}/{name}"
-    if job.get("resume_notes"):
-        tracker.set_tags(run_id, {"gaea.resume_note": " | ".join(job["resume_notes"])})
+    if job["resume"]:  # this resume's note, or none: never an earlier resume's
+        tracker.set_tags(run_id, {"gaea.resume_note": job.get("resume_note", "")})
     if job["resume"] and tune.Tuner.can_restore(experiment_path):
         tuner = tune.Tuner.restore(
             experiment_path, trainable=trainable, param_space=param_space,
             resume_unfinished=True, resume_errored=True,
         )  # fmt: skip
     else:
+        spent = BudgetState.get(*stopper.args).ledger.spent
         tuner = tune.Tuner(
-            trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+            trainable,
+            param_space=plan_for_budget_left(param_space, config.budget_device_seconds, spent),
+            tune_config=tune_config,
+            run_config=run_config,
         )
     _close_trial_runs(tracker, run_id, tuner.fit())
     outcome = _outcome(config, method, seed, BudgetState.get(*stopper.args))
@@ -234,72 +237,95 @@ def _run_method_seed(job: dict[str, Any], tracker: Tracker, run_id: str) -> dict
     return record
 
 
-# Tune's snapshot of a Tune run, one set per driver session, and how each file loads (Ray 2.60:
-# ray/tune/execution/tune_controller.py writes JSON, ray/tune/search/search_generator.py and the
-# searchers' save() write pickles).
-_SNAPSHOT_FILES = {
-    "experiment_state-{}.json": json.load,
-    "search_gen_state-{}.json": pickle.load,
-    "searcher-state-{}.pkl": pickle.load,
-}
+def plan_for_budget_left(
+    param_space: dict[str, Any], budget: float, spent: float
+) -> dict[str, Any]:
+    """The param space of a Tune run started anew after ``spent`` of ``budget`` device-seconds
+    (a resume whose Tune folder was moved aside): a weight-sharing search that plans its epochs
+    and lr schedule from the budget (``budget_device_seconds`` in its config) plans them for
+    what is left; anything else is returned as it is."""
+    left = budget - spent
+    if param_space.get("budget_device_seconds") is None or not 0 < left < budget:
+        return param_space
+    return {**param_space, "budget_device_seconds": left}
 
 
-def set_aside_partial_snapshots(experiment_path: str) -> list[str]:
-    """Set aside what a killed driver left of a Tune run that ``Tuner.restore`` cannot use.
+def _snapshot_patterns() -> list[str]:
+    """The files of a Tune run's snapshot that ``Tuner.restore`` reads, as Ray names them."""
+    from ray.tune.callback import CallbackList
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.impl.tuner_internal import _TUNER_PKL
+    from ray.tune.search import BasicVariantGenerator, Searcher, SearchGenerator
 
-    Tune writes ``experiment_state-<session>.json`` in place and copies each snapshot file to the
-    storage path, so a driver killed mid-write can leave the newest one cut short, and
-    ``Tuner.restore`` then fails on it; a driver killed before the first snapshot leaves a folder
-    with none, and a new ``Tuner`` started in such a folder ends after one trial (Ray 2.60). So:
-    each file of the newest session's snapshot must load, or that session's files get a
-    ``.partial`` suffix and the session before is checked. Tune then restores the newest whole
-    snapshot; with none, the folder is renamed ``<name>.partial[-k]`` and a new Tune run starts in
-    a fresh one. The method's event log, and so every result and the budget already spent, is
-    kept either way.
+    templates = (TuneController, SearchGenerator, Searcher, BasicVariantGenerator, CallbackList)
+    return [cls.CKPT_FILE_TMPL.format("*") for cls in templates] + [_TUNER_PKL]
+
+
+def _loads(path: Path) -> bool:
+    """Whether a snapshot file is whole: the experiment state parses as JSON; every other file
+    is a pickle, whose opcodes must run to its STOP (read with :mod:`pickletools`: nothing is
+    imported or run, so a whole pickle of a class since renamed still counts as whole)."""
+    import pickletools
+
+    data = path.read_bytes()
+    try:
+        if path.name.startswith("experiment_state-"):
+            json.loads(data)
+        else:
+            for _ in pickletools.genops(data):
+                pass
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, "pickle exhausted before STOP"
+        return False
+    return True
+
+
+def set_aside_unrestorable(experiment_path: str) -> str | None:
+    """Move aside a Tune run's folder that a killed driver left unfit for ``Tuner.restore``.
+
+    ``Tuner.restore`` reads the newest (largest name) file of each kind in the folder
+    (``ray/tune/utils/util.py:_load_newest_checkpoint``,
+    ``ray/tune/execution/experiment_state.py:_find_newest_experiment_checkpoint``). Tune writes
+    ``experiment_state-<session>.json`` in place and copies every snapshot file to the storage
+    path in place (``ray/train/_internal/storage.py:_pyarrow_fs_copy_files``), so a driver killed
+    mid-write can leave one cut short, and the restore then fails or goes wrong. A driver killed
+    before Tune's first snapshot leaves a folder with none, and a new ``Tuner`` started in it
+    ended after one trial, at 24% of the budget (measured, Ray 2.60). In both cases the folder
+    is renamed ``<name>.partial`` (or ``.partial-<k>``) and the method's task starts a new Tune
+    run in a fresh folder. An older session's snapshot is not used instead: its trials'
+    checkpoints may already be deleted (``CheckpointConfig(num_to_keep)``). The method's event
+    log, and so every result and the budget already spent, is kept.
 
     Args:
         experiment_path: the Tune run's folder (``<storage>/<invocation>/<method>-seed<k>``); a
             ``scheme://`` path is left to Tune.
 
     Returns:
-        One line per thing set aside (none when the newest snapshot is whole).
+        One line saying what was moved and why, or None when the folder is fit (or absent).
+
+    Raises:
+        OSError: a file could not be read or the folder not renamed.
     """
     folder = Path(experiment_path)
     if "://" in experiment_path or not folder.is_dir():
-        return []
-    first = next(iter(_SNAPSHOT_FILES))
-    lines = []
-    while states := sorted(folder.glob(first.format("*"))):
-        session = states[-1].name.removeprefix("experiment_state-").removesuffix(".json")
-        files = {folder / name.format(session): load for name, load in _SNAPSHOT_FILES.items()}
-        files = {path: load for path, load in files.items() if path.exists()}
-        broken = []
-        for path, load in files.items():
-            try:
-                with path.open("rb") as handle:
-                    load(handle)
-            except (EOFError, ValueError, pickle.UnpicklingError):
-                broken.append(path.name)
+        return None
+    patterns = _snapshot_patterns()
+    if not list(folder.glob(patterns[0])):
+        why = "Tune wrote no snapshot before the driver was killed"
+    else:
+        newest = [max(found) for p in patterns if (found := list(folder.glob(p)))]
+        broken = [path.name for path in newest if not _loads(path)]
         if not broken:
-            return [f"{line}; Tune restores session {session}" for line in lines]
-        for path in files:
-            path.rename(path.with_name(path.name + ".partial"))
-        lines.append(
-            f"Tune's snapshot of session {session} was cut short ({', '.join(broken)}); "
-            "set aside as *.partial"
-        )
-    spare = folder.with_name(folder.name + ".partial")
-    k = 1
+            return None
+        why = f"{', '.join(broken)} of Tune's snapshot does not load (cut short by the kill)"
+    spare, k = folder.with_name(f"{folder.name}.partial"), 1
     while spare.exists():
         k += 1
         spare = folder.with_name(f"{folder.name}.partial-{k}")
     folder.rename(spare)
-    why = "; no whole one is left" if lines else "no Tune snapshot was written before the kill"
-    return [
-        *lines[:-1],
-        f"{(lines[-1] if lines else '')}{why}: the Tune run's folder is now {spare.name}, and a new "
-        "Tune run goes on from the budget already spent",
-    ]
+    return (
+        f"{why}: {folder} moved to {spare.name}; a new Tune run goes on from the budget already "
+        "spent, its searcher started afresh (a weight-sharing search from epoch 0)"
+    )
 
 
 def _close_trial_runs(tracker: Tracker, method_run_id: str, results: Any) -> None:
@@ -417,9 +443,13 @@ def _run_live(context: RunContext) -> list[dict[str, Any]]:
                 "storage_path": storage, "resume": resume,
             }  # fmt: skip
             if resume:  # here, on the node whose disk the method's task reads
-                job["resume_notes"] = set_aside_partial_snapshots(f"{storage}/{name}")
-                for line in job["resume_notes"]:
-                    progress(f"{name}: {line}")
+                try:
+                    note = set_aside_unrestorable(f"{storage}/{name}")
+                except OSError as error:  # left to Tune, whose error fails this method only
+                    note = f"could not check Tune's snapshot ({error}); left as it is"
+                if note:
+                    job["resume_note"] = note
+                    progress(f"{name}: {note}")
             pending[task.remote(job)] = name
             jobs[name] = (method, seed)
     last = 0.0
