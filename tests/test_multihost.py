@@ -33,6 +33,8 @@ import _netns
 import pytest
 import yaml
 
+from gaea_tune.tune._budget import read_events
+
 pytestmark = [pytest.mark.integration, pytest.mark.multihost]
 
 BIN = Path(sys.executable).parent  # the virtual environment's bin: ray, mlflow, gaea-tune
@@ -355,16 +357,7 @@ def _write_config(cluster: Cluster, folder: Path, name: str, methods: dict, seed
 
 def _events(out: Path) -> dict[str, list[dict]]:
     """Event log of every method x seed, by file stem (a line being written is skipped)."""
-    logs = {}
-    for path in out.glob("runs/*/events/*.jsonl"):
-        events = []
-        for line in path.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass
-        logs[path.stem] = events
-    return logs
+    return {path.stem: read_events(path) for path in out.glob("runs/*/events/*.jsonl")}
 
 
 def _results(events: list[dict]) -> list[dict]:
