@@ -135,10 +135,16 @@ class BudgetLedger:
         expected = self.expected_trial_cost()
         return sum(max(0.0, expected - self.spent_by_trial.get(t, 0.0)) for t in self.running)
 
+    def next_fits(self, expected_cost: float | None = None) -> bool:
+        """Whether one more trial is expected to fit in what is left once the live trials end
+        (their further spend aside): when it does not, the method has launched its last trial."""
+        cost = self.expected_trial_cost() if expected_cost is None else expected_cost
+        return self.remaining > 0 and self.spent + cost <= self.budget
+
     def may_start(self, expected_cost: float | None = None) -> bool:
         """Whether a new trial is expected to fit beside what is spent and committed."""
         cost = self.expected_trial_cost() if expected_cost is None else expected_cost
-        return self.remaining > 0 and self.spent + self.committed() + cost <= self.budget
+        return self.next_fits(cost) and self.spent + self.committed() + cost <= self.budget
 
     def exhausted(self) -> bool:
         return self.spent >= self.budget

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from ray import tune
 
-from gaea_tune.tune._budget import read_events
+from gaea_tune.tune._budget import BudgetState, read_events
 from gaea_tune.tune._searchers import BOHBScheduler
 
 PENDING, RUNNING, PAUSED, TERMINATED = "PENDING", "RUNNING", "PAUSED", "TERMINATED"
@@ -281,7 +281,16 @@ def test_killed_bohb_comparison_resumes_to_its_budget(tmp_path):
     assert _max_overlap(events) < 0.05
     summary = json.loads((workdir / "report" / "summary.json").read_text())
     spent = summary["methods"]["bohb"]["seeds"][0]["spent_device_seconds"]  # lost work included
-    assert spent >= 0.95 * budget or set(_experiment_state(workdir)) == {TERMINATED}
+    if spent < budget:  # then the searcher ended because one more trial would not have fit
+        ends = [k for k, e in enumerate(events) if e["kind"] == "search_end"]
+        assert ends, f"the search ended at {spent} of {budget} s without saying why"
+        end = events[ends[-1]]
+        replay = tmp_path / "replay.jsonl"  # the ledger as the log stood when the search ended
+        replay.write_text("".join(json.dumps(e) + "\n" for e in events[: ends[-1]]))
+        ledger = BudgetState("replay", budget, str(replay), 1.0).ledger
+        assert end["spent"] == pytest.approx(ledger.spent, abs=1e-5)
+        assert end["expected_trial_cost"] == pytest.approx(ledger.expected_trial_cost(), abs=1e-5)
+        assert budget - spent < end["expected_trial_cost"], (spent, end)  # none left idle
     uri, artifacts = default_tracking(workdir)
     tracker = Tracker(uri, raw["name"], artifacts)
     runs = tracker.client.search_runs([tracker.experiment_id], max_results=5000)

@@ -59,6 +59,21 @@ def test_may_start_accounts_for_expected_and_committed_cost():
     assert not ledger.may_start(expected_cost=0.0)
 
 
+def test_next_fits_sets_aside_what_live_trials_may_still_spend():
+    ledger = BudgetLedger(10.0)
+    ledger.start("a")
+    ledger.charge("a", 4.0)
+    ledger.finish("a")  # expected cost 4
+    ledger.start("b")
+    ledger.charge("b", 1.0)  # b may spend 3 more, or be stopped by a halving first
+    assert not ledger.may_start()  # 5 spent + 3 committed + 4 expected > 10
+    assert ledger.next_fits()  # 5 spent + 4 expected <= 10: wait for b, do not end
+    ledger.finish("b")  # stopped at 1: expected cost (4 + 1) / 2
+    assert ledger.may_start()
+    ledger.charge("c", 3.0)
+    assert not ledger.next_fits()  # 8 spent + 2.5 expected > 10: the last trial was launched
+
+
 def _result(trial, spent, signal, genotype):
     return {"kind": "result", "trial_id": trial, "method_device_seconds": spent,
             "search_signal": signal, "genotype": genotype}  # fmt: skip
