@@ -26,28 +26,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """An MLflow server on a free port, once it answers /health. The port is free when picked
+    but may be taken before the server binds it: a server that exits is started again on
+    another port, up to three times."""
+    for _ in range(3):
+        port = _free_port()
+        command = server_command(f"sqlite:///{folder / 'store.db'}", "127.0.0.1", port)
+        command += ["--artifacts-destination", str(folder / "artifacts")]
+        with (folder / "server.log").open("w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while time.time() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return process, url
+            except OSError:
+                time.sleep(0.5)
+        if process.poll() is None:
+            process.kill()
+            break  # it runs but does not answer: another port would not help
+    pytest.fail(
+        f"mlflow server did not answer /health: {(folder / 'server.log').read_text()[-2000:]}"
+    )
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    command = server_command(f"sqlite:///{folder / 'store.db'}", "127.0.0.1", port)
-    command += ["--artifacts-destination", str(folder / "artifacts")]
-    log = (folder / "server.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(
-            f"mlflow server did not answer /health: {(folder / 'server.log').read_text()[-2000:]}"
-        )
+    process, url = _start_server(tmp_path_factory.mktemp("mlflow-server"))
     yield url
     process.terminate()
     process.wait(timeout=30)
