@@ -114,9 +114,11 @@ class BudgetLedger:
         self.spent_by_trial.setdefault(trial_id, 0.0)
 
     def finish(self, trial_id: str, completed: bool = True) -> None:
-        """A trial ended; a completed one's cost informs the estimate for the next one."""
+        """A trial ended; a completed one that reported its spend informs the estimate for the
+        next one (one stopped before its first report trained nothing to estimate from, and a
+        ledger rebuilt from the event log, which holds reports only, would not count it)."""
         self.running.discard(trial_id)
-        if completed and trial_id in self.spent_by_trial and trial_id not in self._counted:
+        if completed and trial_id in self.last_report and trial_id not in self._counted:
             self._counted.add(trial_id)  # a finish seen again (after a resume) counts once
             self.finished_costs.append(self.spent_by_trial[trial_id])
 

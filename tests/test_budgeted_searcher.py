@@ -3,10 +3,14 @@ only when one more trial would not fit, and say why in the event log."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 
 from gaea_tune.tune._budget import (
     MAX_CONSECUTIVE_FAILURES,
+    BudgetCallback,
     BudgetedSearcher,
     BudgetState,
     _StateRef,
@@ -76,3 +80,21 @@ def test_consecutive_failures_end_the_search_with_their_reason(tmp_path):
     assert gate.suggest("last") == Searcher.FINISHED
     (end,) = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "search_end"]
     assert end["reason"] == f"{MAX_CONSECUTIVE_FAILURES} trials in a row failed"
+
+
+def test_a_trial_tune_ended_without_a_callback_stops_holding_the_budget(tmp_path):
+    # Tune sets a trial whose reused actor failed to reset to ERROR and calls no trial callback.
+    gate, inner, state = _gate(tmp_path, 10.0)
+    gate.suggest("t1")
+    _run(state, "t1", 4.0)
+    gate.suggest("t2")  # never reports: its actor's reset failed
+    assert gate.suggest("t3") is None  # 4 spent + 4 expected of t2 + 4 > 10
+    callback = BudgetCallback(*gate.ref.args)
+    trials = [SimpleNamespace(trial_id="t1", status=Trial.TERMINATED),
+              SimpleNamespace(trial_id="t2", status=Trial.RUNNING)]  # fmt: skip
+    callback.on_step_end(iteration=1, trials=trials)
+    assert gate.suggest("t3") is None  # t2 still live: still committed
+    trials[1].status = Trial.ERROR
+    callback.on_step_end(iteration=2, trials=trials)
+    assert gate.suggest("t3") == {"x": 3}
+    assert state.ledger.finished_costs == [4.0]  # t2 informs no estimate

@@ -159,6 +159,17 @@ class BudgetCallback(_StateRef, Callback):
         failed = bool((trial.last_result or {}).get("failure"))
         self.state.record({"kind": "finish", "trial_id": trial.trial_id, "completed": not failed})
 
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Stop counting, as committed spend, trials Tune ended without a trial callback: a
+        trial whose reused actor failed to reset is set to ERROR and nothing else
+        (``ray/tune/execution/tune_controller.py:_on_trial_reset``, Ray 2.60). Left in the
+        ledger's running set, it would keep :class:`BudgetedSearcher` waiting forever."""
+        running = self.state.ledger.running
+        if running:
+            running.difference_update(
+                t.trial_id for t in trials if t.status in (Trial.TERMINATED, Trial.ERROR)
+            )
+
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
