@@ -285,6 +285,7 @@ def test_killed_bohb_comparison_resumes_to_its_budget(tmp_path):
         ends = [k for k, e in enumerate(events) if e["kind"] == "search_end"]
         assert ends, f"the search ended at {spent} of {budget} s without saying why"
         end = events[ends[-1]]
+        assert end["reason"] == "the next trial is not expected to fit in the budget left", end
         replay = tmp_path / "replay.jsonl"  # the ledger as the log stood when the search ended
         replay.write_text("".join(json.dumps(e) + "\n" for e in events[: ends[-1]]))
         ledger = BudgetState("replay", budget, str(replay), 1.0).ledger
