@@ -32,10 +32,15 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     order written. Only lines ended by their newline count: one being appended, or cut short by a
     kill mid-write, is left out. A missing file holds none."""
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         return []
-    complete = text[: text.rfind("\n") + 1]
+    return _whole_lines(data)
+
+
+def _whole_lines(data: bytes) -> list[dict[str, Any]]:
+    """The events in a log's bytes, up to its last newline."""
+    complete = data[: data.rfind(b"\n") + 1].decode()
     return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
@@ -58,7 +63,7 @@ class BudgetState:
             if end < len(data):  # a line cut short by a kill mid-write was never recorded
                 with self.events_path.open("r+b") as handle:
                     handle.truncate(end)
-            for event in read_events(self.events_path):
+            for event in _whole_lines(data):
                 self._apply(event)
 
     @classmethod
@@ -236,7 +241,7 @@ class BudgetedSearcher(Searcher):
             return None  # live trials are expected to spend what is left: ask once they end
         config = self.searcher.suggest(trial_id)
         if config is not None and config != Searcher.FINISHED:
-            self.ref.state.ledger.start(trial_id)
+            ledger.start(trial_id)
         return config
 
     def _finish(self, reason: str) -> str:

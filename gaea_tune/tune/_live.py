@@ -309,11 +309,11 @@ def set_aside_unrestorable(experiment_path: str) -> str | None:
     if "://" in experiment_path or not folder.is_dir():
         return None
     patterns = _snapshot_patterns()
-    if not list(folder.glob(patterns[0])):
+    newest = {p: max(found) for p in patterns if (found := list(folder.glob(p)))}
+    if patterns[0] not in newest:  # no experiment state
         why = "Tune wrote no snapshot before the driver was killed"
     else:
-        newest = [max(found) for p in patterns if (found := list(folder.glob(p)))]
-        broken = [path.name for path in newest if not _loads(path)]
+        broken = [path.name for path in newest.values() if not _loads(path)]
         if not broken:
             return None
         why = f"{', '.join(broken)} of Tune's snapshot does not load (cut short by the kill)"
